@@ -1,0 +1,5 @@
+import sys
+
+from pushback.cli import main
+
+sys.exit(main())

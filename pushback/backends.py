@@ -1,0 +1,355 @@
+"""Load any model spec and stream its replies: local/Hub weights (optionally + LoRA adapter, 4-bit,
+8-bit, bf16), the offline pocket pair, or any LiteLLM provider. Used by the Space, evaluation and
+the pocket build's quality check alike. Heavy imports happen inside the functions that need them.
+"""
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from pushback.chat import CHAT_TEMPLATE, SYSTEM_PLAIN, Message, opens_think, prompt_text, system_prompt
+from pushback.paths import pocket_dir
+from pushback.specs import ModelSpec, parse_spec
+from pushback.thinking import CLOSE_TAG, OPEN_TAG
+
+
+class BackendError(RuntimeError):
+    """A model that cannot be loaded or called; the message says which spec and why."""
+
+
+@dataclass(frozen=True)
+class GenerationParams:
+    max_new_tokens: int = 256
+    temperature: float = 0.7
+    top_p: float = 0.95
+    repetition_penalty: float = 1.1
+    seed: int | None = None
+
+    @property
+    def do_sample(self) -> bool:
+        return self.temperature > 0
+
+
+class TextStream:
+    """Text deltas of one reply. `opened` tells the `<think>` parser whether the prompt opened the block."""
+
+    def __init__(self, chunks: Iterator[str], *, opened: bool, stop: threading.Event):
+        self._chunks = chunks
+        self.opened = opened
+        self.stop_event = stop
+        self.usage: dict[str, int] = {}
+
+    def __iter__(self) -> Iterator[str]:
+        return self._chunks
+
+    def stop(self) -> None:
+        self.stop_event.set()
+
+    def text(self) -> str:
+        return "".join(self)
+
+
+def with_system(messages: Sequence[Message], system: str | None) -> list[Message]:
+    """Put the spec's system prompt first, replacing any the caller sent."""
+    rest = [dict(m) for m in messages if m.get("role") != "system"]
+    given = next((m["content"] for m in messages if m.get("role") == "system"), None)
+    chosen = system_prompt(system) or given or SYSTEM_PLAIN  # the prompt our models were trained with
+    return [{"role": "system", "content": chosen}, *rest]
+
+
+class Backend:
+    spec: ModelSpec
+
+    @property
+    def label(self) -> str:
+        return self.spec.label
+
+    def stream(self, messages: Sequence[Message], params: GenerationParams = GenerationParams(),
+               stop: threading.Event | None = None) -> TextStream:
+        raise NotImplementedError
+
+    def generate(self, messages: Sequence[Message], params: GenerationParams = GenerationParams()) -> str:
+        return self.stream(messages, params).text()
+
+    def generate_batch(self, conversations: Sequence[Sequence[Message]],
+                       params: GenerationParams = GenerationParams()) -> list[str]:
+        return [self.generate(c, params) for c in conversations]
+
+    def count_tokens(self, text: str) -> int:
+        return len(text.split())
+
+
+# --- local weights (Hub id, directory, base+adapter, pocket) --------------------------------------
+
+
+def _device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def quantization_kwargs(precision: str | None, device: str) -> dict[str, Any]:
+    """from_pretrained kwargs for a precision: 4-bit NF4 on CUDA by default, full precision on CPU."""
+    import torch
+
+    precision = precision or ("4bit" if device == "cuda" else "fp32")
+    compute = torch.bfloat16 if device == "cuda" else torch.float32
+    if precision == "4bit":
+        from transformers import BitsAndBytesConfig
+
+        return {"quantization_config": BitsAndBytesConfig(
+            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=compute,
+            bnb_4bit_use_double_quant=True), "dtype": compute}
+    if precision == "8bit":
+        from transformers import BitsAndBytesConfig
+
+        return {"quantization_config": BitsAndBytesConfig(load_in_8bit=True), "dtype": compute}
+    return {"dtype": {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[precision]}
+
+
+def resolve_weights(spec: ModelSpec) -> tuple[str, str | None]:
+    """(base, adapter) locations for a spec; a bare adapter directory names its own base."""
+    if spec.kind == "pocket":
+        path = pocket_dir() / spec.model
+        if not (path / "config.json").exists():
+            raise BackendError(f"{spec.raw}: the pocket pair is not built yet at {path}; run `pushback pocket`")
+        return str(path), None
+    base = str(Path(spec.model).expanduser()) if spec.kind == "local" else spec.model
+    adapter_config = Path(base) / "adapter_config.json"
+    if spec.adapter is None and adapter_config.exists():
+        return json.loads(adapter_config.read_text())["base_model_name_or_path"], base
+    return base, spec.adapter
+
+
+def _stop_criteria(stop: threading.Event):
+    import torch
+    from transformers import StoppingCriteria, StoppingCriteriaList
+
+    class StopOnEvent(StoppingCriteria):
+        """Ends `generate` itself when Stop is pressed (closing the stream alone would not)."""
+
+        def __call__(self, input_ids, scores, **kwargs):
+            return torch.full((input_ids.shape[0],), stop.is_set(), dtype=torch.bool, device=input_ids.device)
+
+    return StoppingCriteriaList([StopOnEvent()])
+
+
+@lru_cache(maxsize=4)
+def load_weights(base: str, adapter: str | None, precision: str | None) -> tuple[Any, Any]:
+    """(model, tokenizer), loaded once per process: columns that share weights share memory."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    device = _device()
+    try:
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(adapter or base)  # an adapter dir carries our template
+        except (OSError, ValueError):
+            tokenizer = AutoTokenizer.from_pretrained(base)
+        kwargs = quantization_kwargs(precision, device)
+        if "quantization_config" in kwargs or device == "cuda":
+            kwargs["device_map"] = {"": 0} if device == "cuda" else {"": "cpu"}
+        model = AutoModelForCausalLM.from_pretrained(base, **kwargs)
+        if adapter:
+            from peft import PeftModel
+
+            model = PeftModel.from_pretrained(model, adapter)
+    except (OSError, ValueError, ImportError, RuntimeError) as e:
+        where = f"{base}+{adapter}" if adapter else base
+        raise BackendError(f"cannot load {where} ({type(e).__name__}: {e})") from e
+    if not tokenizer.chat_template:
+        tokenizer.chat_template = CHAT_TEMPLATE
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer.padding_side = "left"  # decoder-only batches pad on the left
+    return model.eval(), tokenizer
+
+
+class TransformersBackend(Backend):
+    def __init__(self, spec: ModelSpec):
+        self.spec = spec
+        self.model, self.tokenizer = load_weights(*resolve_weights(spec), spec.precision)
+        self.end_ids = self._end_token_ids()
+
+    def _end_token_ids(self) -> list[int]:
+        """Stop on the end of the turn as well as on EOS: chat models end turns with their own token."""
+        ids = {self.tokenizer.eos_token_id} if self.tokenizer.eos_token_id is not None else set()
+        for token in ("<|im_end|>", "<|endoftext|>", "<｜end▁of▁sentence｜>", "<|eot_id|>"):
+            token_id = self.tokenizer.convert_tokens_to_ids(token)
+            if isinstance(token_id, int) and token_id != self.tokenizer.unk_token_id:
+                ids.add(token_id)
+        return sorted(ids)
+
+    def _prompt(self, messages: Sequence[Message]) -> str:
+        return prompt_text(self.tokenizer, with_system(messages, self.spec.system))
+
+    def _generate_kwargs(self, params: GenerationParams) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {"max_new_tokens": params.max_new_tokens, "eos_token_id": self.end_ids,
+                                  "pad_token_id": self.tokenizer.pad_token_id, "do_sample": params.do_sample,
+                                  "repetition_penalty": params.repetition_penalty}
+        if params.do_sample:
+            kwargs.update(temperature=params.temperature, top_p=params.top_p)
+        return kwargs
+
+    def stream(self, messages: Sequence[Message], params: GenerationParams = GenerationParams(),
+               stop: threading.Event | None = None) -> TextStream:
+        import torch
+        from transformers import TextIteratorStreamer
+
+        stop = stop or threading.Event()
+        prompt = self._prompt(messages)
+        inputs = self.tokenizer(prompt, return_tensors="pt", add_special_tokens=False).to(self.model.device)
+        streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=600)
+        errors: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                if params.seed is not None:
+                    torch.manual_seed(params.seed)
+                with torch.inference_mode():
+                    self.model.generate(**inputs, streamer=streamer, stopping_criteria=_stop_criteria(stop),
+                                        **self._generate_kwargs(params))
+            except BaseException as e:  # surfaced to the reader below, not lost in the thread
+                errors.append(e)
+                streamer.end()
+
+        thread = threading.Thread(target=run, daemon=True, name=f"generate:{self.label}")
+        thread.start()
+
+        def chunks() -> Iterator[str]:
+            try:
+                for chunk in streamer:
+                    if chunk:
+                        yield chunk
+            finally:
+                stop.set()  # a reader that leaves early stops the generation too
+                thread.join(timeout=60)
+            if errors:
+                raise BackendError(f"{self.spec.raw}: generation failed ({type(errors[0]).__name__}: {errors[0]})")
+
+        return TextStream(chunks(), opened=opens_think(prompt), stop=stop)
+
+    def generate_batch(self, conversations: Sequence[Sequence[Message]],
+                       params: GenerationParams = GenerationParams()) -> list[str]:
+        """One padded `generate` call for many prompts (left padding, as decoder-only models need)."""
+        import torch
+
+        prompts = [self._prompt(c) for c in conversations]
+        inputs = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.model.device)
+        if params.seed is not None:
+            torch.manual_seed(params.seed)
+        with torch.inference_mode():
+            out = self.model.generate(**inputs, **self._generate_kwargs(params))
+        texts = self.tokenizer.batch_decode(out[:, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
+        # A template that opened <think> in the prompt: put the tag back so every caller parses the same way.
+        return [(OPEN_TAG + t if opens_think(p) else t) for p, t in zip(prompts, texts)]
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"]) if text else 0
+
+
+# --- LiteLLM (Ollama, vLLM, TGI, OpenAI, ...) ------------------------------------------------------
+
+
+class LiteLLMBackend(Backend):
+    def __init__(self, spec: ModelSpec, timeout: float = 120.0):
+        self.spec = spec
+        self.timeout = timeout
+        self.api_key = os.environ.get(spec.api_key_env) if spec.api_key_env else None
+        if spec.api_key_env and not self.api_key:
+            raise BackendError(f"{spec.raw}: environment variable {spec.api_key_env} is not set")
+
+    def _call_kwargs(self, messages: Sequence[Message], params: GenerationParams) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {
+            "model": self.spec.model,
+            "messages": with_system(messages, self.spec.system),
+            "max_tokens": params.max_new_tokens,
+            "temperature": params.temperature,
+            "timeout": self.timeout,
+            "max_retries": 0,
+        }
+        if params.seed is not None:
+            kwargs["seed"] = params.seed
+        if self.spec.api_base:
+            kwargs["api_base"] = self.spec.api_base
+            kwargs["api_key"] = self.api_key or "not-needed"  # OpenAI-compatible servers want some key
+        elif self.api_key:
+            kwargs["api_key"] = self.api_key
+        return kwargs
+
+    def stream(self, messages: Sequence[Message], params: GenerationParams = GenerationParams(),
+               stop: threading.Event | None = None) -> TextStream:
+        os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+        import litellm
+
+        stop = stop or threading.Event()
+        kwargs = self._call_kwargs(messages, params)
+        holder = TextStream(iter(()), opened=False, stop=stop)
+
+        def chunks() -> Iterator[str]:
+            try:
+                response = litellm.completion(stream=True, stream_options={"include_usage": True}, **kwargs)
+            except Exception as e:  # noqa: BLE001 - every provider error becomes one clear message
+                raise BackendError(f"{self.spec.raw}: {type(e).__name__}: {e}") from e
+            in_reasoning = False
+            try:
+                for part in response:
+                    if stop.is_set():
+                        break
+                    if getattr(part, "usage", None):
+                        holder.usage = {"completion_tokens": part.usage.completion_tokens or 0}
+                    if not part.choices:
+                        continue
+                    delta = part.choices[0].delta
+                    # Providers that return reasoning apart (DeepSeek, Ollama thinking models): re-wrap it.
+                    reasoning = getattr(delta, "reasoning_content", None)
+                    if reasoning:
+                        if not in_reasoning:
+                            in_reasoning = True
+                            yield OPEN_TAG
+                        yield reasoning
+                    if delta.content:
+                        if in_reasoning:
+                            in_reasoning = False
+                            yield CLOSE_TAG
+                        yield delta.content
+                if in_reasoning:
+                    yield CLOSE_TAG
+            except Exception as e:  # noqa: BLE001
+                raise BackendError(f"{self.spec.raw}: {type(e).__name__}: {e}") from e
+            finally:
+                close = getattr(response, "close", None) or getattr(getattr(response, "completion_stream", None), "close", None)
+                if stop.is_set() and callable(close):
+                    close()
+
+        holder._chunks = chunks()
+        return holder
+
+
+# --- loading ----------------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=16)
+def _load(raw: str) -> Backend:
+    spec = parse_spec(raw)
+    if spec.kind == "litellm":
+        return LiteLLMBackend(spec)
+    return TransformersBackend(spec)
+
+
+def load_backend(spec: str | ModelSpec) -> Backend:
+    """A backend for a spec; loaded once per process and shared (Space columns, evaluation runs)."""
+    return _load(spec.raw if isinstance(spec, ModelSpec) else parse_spec(spec).raw)
+
+
+def device_summary() -> str:
+    import torch
+
+    if torch.cuda.is_available():
+        return f"CUDA ({torch.cuda.get_device_name(0)})"
+    return f"CPU ({os.cpu_count()} cores)"

@@ -1,0 +1,132 @@
+"""The one chat format: record -> messages, the ChatML training template, prompts, history hygiene.
+
+Training, serving and evaluation all render through here, so what a model is trained on is what it
+is asked at inference.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Literal
+
+from pushback.records import Record
+from pushback.thinking import OPEN_TAG, join_thinking, split_thinking
+
+SYSTEM_PLAIN = "You are a helpful assistant."
+
+SYSTEM_FRICTION = (
+    "You are a thoughtful assistant. Before answering, think in a <think> block about what is really "
+    "being asked and what it assumes. Then help plainly when the request is fine. When it is not, add "
+    "the right friction: correct a false premise and still help; decline a harmful request and offer a "
+    "safe alternative; be honest about uncertainty and risk; ask specific questions when the request "
+    "is too vague; keep a correct position under pressure. Never add friction to a harmless request."
+)
+
+SYSTEM_PROMPTS = {"plain": SYSTEM_PLAIN, "friction": SYSTEM_FRICTION}
+
+# ChatML, as in DESIGN.md. The assistant turn sits inside {% generation %} so that
+# `assistant_only_loss` trains on exactly the think block, the answer and the closing <|im_end|>.
+CHAT_TEMPLATE = (
+    "{%- for message in messages -%}"
+    "{%- if message['role'] == 'assistant' -%}"
+    "{{ '<|im_start|>assistant\\n' }}"
+    "{%- generation -%}{{ message['content'] + '<|im_end|>' }}{%- endgeneration -%}"
+    "{{ '\\n' }}"
+    "{%- else -%}"
+    "{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>\\n' }}"
+    "{%- endif -%}"
+    "{%- endfor -%}"
+    "{%- if add_generation_prompt -%}{{ '<|im_start|>assistant\\n' }}{%- endif -%}"
+)
+END_OF_TURN = "<|im_end|>"
+SPECIAL_TOKENS = ("<|im_start|>", "<|im_end|>")
+
+Message = dict[str, Any]
+TemplateMode = Literal["pushback", "native"]
+
+
+def system_prompt(name_or_text: str | None) -> str | None:
+    """`plain`/`friction` name a built-in prompt; any other text is used as given; None means none."""
+    if name_or_text is None:
+        return None
+    return SYSTEM_PROMPTS.get(name_or_text, name_or_text)
+
+
+def assistant_text(record: Record) -> str:
+    """What the friction model says: the monologue in its block, then the answer."""
+    return join_thinking(record.monologue, record.final_answer)
+
+
+def record_to_messages(record: Record, *, system: str | None = SYSTEM_PLAIN, friction: bool = True) -> list[Message]:
+    """The training conversation: the friction turn, or (friction=False) the eager baseline turn."""
+    reply = assistant_text(record) if friction else record.baseline_answer
+    messages = [{"role": "system", "content": system}] if system else []
+    return messages + [{"role": "user", "content": record.user_input}, {"role": "assistant", "content": reply}]
+
+
+def flatten_content(content: Any) -> str:
+    """Gradio 6 sends content as a list of parts (`[{"type": "text", "text": ...}]`): make it text."""
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, dict):
+        return str(content.get("text") or content.get("content") or "")
+    if isinstance(content, Sequence):
+        return "".join(flatten_content(part) for part in content)
+    return str(content)
+
+
+def strip_monologues(history: Sequence[Message]) -> list[Message]:
+    """History fit to send back to a model: thought bubbles dropped, `<think>` blocks removed."""
+    cleaned = []
+    for message in history:
+        if (message.get("metadata") or {}).get("title"):
+            continue  # a Gradio thought message, shown to people only
+        text = flatten_content(message.get("content"))
+        if message.get("role") == "assistant":
+            text = split_thinking(text).answer
+        cleaned.append({"role": message["role"], "content": text})
+    return cleaned
+
+
+def build_messages(history: Sequence[Message], user_input: str, system: str | None) -> list[Message]:
+    messages = [{"role": "system", "content": system}] if system else []
+    return messages + strip_monologues(history) + [{"role": "user", "content": user_input}]
+
+
+def prompt_text(tokenizer: Any, messages: Sequence[Message]) -> str:
+    """The prompt a causal LM continues, with the tokenizer's template (ours if it has none)."""
+    template = None if getattr(tokenizer, "chat_template", None) else CHAT_TEMPLATE
+    return tokenizer.apply_chat_template(list(messages), chat_template=template, tokenize=False, add_generation_prompt=True)
+
+
+def opens_think(prompt: str) -> bool:
+    """True when the template already opened the think block (the answer starts inside it)."""
+    return prompt.rstrip().endswith(OPEN_TAG)
+
+
+def render_training_text(tokenizer: Any, record: Record, *, mode: TemplateMode = "pushback",
+                         system: str | None = SYSTEM_PLAIN, friction: bool = True) -> str:
+    """The exact text a record becomes in training: check it keeps the `<think>` block."""
+    if mode == "pushback":
+        messages = record_to_messages(record, system=system, friction=friction)
+        return tokenizer.apply_chat_template(messages, chat_template=CHAT_TEMPLATE, tokenize=False)
+    pair = prompt_completion(tokenizer, record, system=system, friction=friction)
+    return pair["prompt"] + pair["completion"]
+
+
+def prompt_completion(tokenizer: Any, record: Record, *, system: str | None = SYSTEM_PLAIN,
+                      friction: bool = True) -> dict[str, str]:
+    """A record in the tokenizer's own template, split where the loss starts.
+
+    Native templates (DeepSeek-R1 distill, Qwen3) drop or move earlier think blocks when they render
+    an assistant turn, so we render only the prompt with them and append the completion ourselves,
+    placing the block where the template expects it (after an opened `<think>` if it opens one).
+    """
+    messages = record_to_messages(record, system=system, friction=friction)
+    prompt = tokenizer.apply_chat_template(messages[:-1], tokenize=False, add_generation_prompt=True)
+    completion = messages[-1]["content"]
+    if friction and opens_think(prompt):
+        completion = completion.removeprefix(OPEN_TAG).lstrip("\n")
+        completion = "\n" + completion if not prompt.endswith("\n") else completion
+    return {"prompt": prompt, "completion": completion + (tokenizer.eos_token or "")}
