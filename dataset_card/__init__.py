@@ -1,0 +1,1 @@
+"""Dataset building and its card, made from the real records."""

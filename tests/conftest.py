@@ -1,0 +1,57 @@
+"""Shared fixtures. Nothing here reaches the Hub: models are built on disk from scratch."""
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+ARTIFACTS = Path(__file__).parent / "artifacts"
+
+
+@pytest.fixture(scope="session")
+def artifacts_dir() -> Path:
+    """Test artefacts people may want to look at (screenshots, reports) land here."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS
+
+
+@pytest.fixture(scope="session")
+def tiny_texts() -> list[str]:
+    from pushback.paths import curated_files
+    from pushback.records import read_records
+
+    texts = []
+    for path in curated_files():
+        for r in read_records(path).records:
+            texts += [r.user_input, r.monologue, r.final_answer, r.baseline_answer]
+    return texts or ["A few words to train a tokenizer on.", "Is the sky green? No, it is blue."] * 20
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory, tiny_texts) -> Path:
+    """A randomly initialised two-layer Qwen2 with a BPE tokenizer trained on the curated set."""
+    from training.scratch import new_model, save_pretrained, train_tokenizer
+
+    out = tmp_path_factory.mktemp("tiny-qwen2")
+    tokenizer = train_tokenizer(tiny_texts, vocab_size=1024)
+    save_pretrained(new_model(tokenizer, "tiny"), tokenizer, str(out))
+    return out
+
+
+@pytest.fixture(scope="session")
+def pocket_cache(tmp_path_factory) -> Path:
+    """`pushback pocket --tiny` built once into a private cache; PUSHBACK_CACHE points at it, so the
+    specs `pocket:baseline` and `pocket:friction` resolve there for the whole session."""
+    from training.pocket import build_pocket
+
+    cache = tmp_path_factory.mktemp("pushback-cache")
+    os.environ["PUSHBACK_CACHE"] = str(cache)
+    build_pocket(cache / "pocket", tiny=True, seed=0)
+    return cache

@@ -1,0 +1,61 @@
+"""Loading specs and streaming from real (tiny) weights on disk."""
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from pushback.backends import BackendError, GenerationParams, load_backend, quantization_kwargs, with_system
+from pushback.chat import SYSTEM_FRICTION, SYSTEM_PLAIN
+
+HELLO = [{"role": "user", "content": "Is the sky green?"}]
+
+
+def test_stream_yields_text_and_matches_generate(tiny_model_dir):
+    backend = load_backend(str(tiny_model_dir))
+    params = GenerationParams(max_new_tokens=12, temperature=0)
+    stream = backend.stream(HELLO, params)
+    chunks = list(stream)
+    assert chunks and not stream.opened
+    assert "".join(chunks) == backend.generate(HELLO, params)
+    assert backend.generate_batch([HELLO, HELLO], params) == ["".join(chunks)] * 2
+    assert backend.count_tokens("".join(chunks)) > 0
+
+
+def test_stop_event_ends_generation_early(tiny_model_dir):
+    backend = load_backend(str(tiny_model_dir))
+    stop = threading.Event()
+    # A repetition penalty below 1 keeps the random model from emitting its end token early.
+    params = GenerationParams(max_new_tokens=400, temperature=1.0, seed=0, repetition_penalty=0.5)
+    received = 0
+    stream = backend.stream(HELLO, params, stop=stop)
+    for _ in stream:
+        received += 1
+        if received == 3:
+            stop.set()
+    assert received < 60  # stopped near the 3rd chunk, far from 400 tokens
+
+
+def test_models_share_weights_across_specs(tiny_model_dir):
+    plain = load_backend(str(tiny_model_dir))
+    prompted = load_backend(f"{tiny_model_dir}@system=friction")
+    assert plain is not prompted and plain.model is prompted.model
+    assert with_system(HELLO, prompted.spec.system)[0]["content"] == SYSTEM_FRICTION
+    assert with_system(HELLO, None)[0]["content"] == SYSTEM_PLAIN
+
+
+def test_errors_name_the_spec(tmp_path, monkeypatch):
+    monkeypatch.setenv("PUSHBACK_CACHE", str(tmp_path))
+    with pytest.raises(BackendError, match="pocket pair is not built yet"):
+        load_backend("pocket:friction")
+    with pytest.raises(BackendError, match="cannot load"):
+        load_backend(str(tmp_path))  # a directory with no model in it
+
+
+def test_precision_defaults():
+    import torch
+
+    assert quantization_kwargs(None, "cpu") == {"dtype": torch.float32}
+    assert "quantization_config" in quantization_kwargs(None, "cuda")
+    assert quantization_kwargs("4bit", "cpu")["quantization_config"].bnb_4bit_quant_type == "nf4"
+    assert quantization_kwargs("bf16", "cpu") == {"dtype": torch.bfloat16}

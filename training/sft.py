@@ -1,0 +1,215 @@
+"""One supervised fine-tuning step shared by `pushback train` and `pushback pocket`: records become
+chat rows (through `pushback.chat` only), TRL's `SFTTrainer` trains on the assistant spans with
+padding-free batches, and the run reports real (non-pad) tokens per second.
+
+Two row shapes, both produced here:
+- `pushback` template: `{"messages": [...]}`; the loss covers the `{% generation %}` span of our
+  ChatML template (the think block, the answer and the closing `<|im_end|>`).
+- `native` template: `{"prompt": str, "completion": str}` from `pushback.chat.prompt_completion`, for
+  tokenizers whose own template would drop or move the think block; the loss covers the completion.
+"""
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pushback.chat import CHAT_TEMPLATE, prompt_completion, record_to_messages, system_prompt
+from pushback.records import Record
+
+TemplateMode = Literal["pushback", "native"]
+
+
+@dataclass
+class SFTSettings:
+    """The trainer knobs a run needs; `training.recipe.TrainingSection` maps onto these one to one."""
+
+    output_dir: str
+    num_train_epochs: float = 1.0
+    max_steps: int = -1
+    per_device_train_batch_size: int = 8
+    per_device_eval_batch_size: int = 8
+    gradient_accumulation_steps: int = 1
+    learning_rate: float = 2e-4
+    lr_scheduler_type: str = "cosine"
+    warmup_ratio: float = 0.05
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+    logging_steps: int = 10
+    eval_steps: int | None = None  # None: no evaluation during training
+    save_steps: int | None = None  # None: no checkpoints
+    save_total_limit: int | None = 2
+    early_stopping_patience: int | None = None
+    gradient_checkpointing: bool = False
+    padding_free: bool = True
+    optim: str = "adamw_torch"
+    seed: int = 0
+    disable_tqdm: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)  # passed to SFTConfig as is (benchmarks only)
+
+
+@dataclass
+class SFTResult:
+    global_step: int
+    train_loss: float
+    eval_loss: float | None
+    train_tokens: int  # non-pad tokens seen by the model
+    trained_tokens: int  # tokens inside the loss (assistant spans)
+    seconds: float
+    resumed_from_step: int | None
+    log_history: list[dict[str, Any]]
+
+    @property
+    def tokens_per_second(self) -> float:
+        return self.train_tokens / self.seconds if self.seconds else 0.0
+
+
+def chat_rows(records: Sequence[Record], tokenizer: Any, *, mode: TemplateMode = "pushback",
+              system: str | None = "plain", friction: bool = True) -> list[dict[str, Any]]:
+    """Training rows for SFTTrainer from records, rendered only through `pushback.chat`."""
+    prompt = system_prompt(system)
+    if mode == "pushback":
+        return [{"messages": record_to_messages(r, system=prompt, friction=friction)} for r in records]
+    return [prompt_completion(tokenizer, r, system=prompt, friction=friction) for r in records]
+
+
+def use_our_template(tokenizer: Any, mode: TemplateMode) -> None:
+    """The `pushback` mode trains and serves with our ChatML template (it carries generation markers)."""
+    if mode == "pushback":
+        tokenizer.chat_template = CHAT_TEMPLATE
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+
+
+def token_length(tokenizer: Any, row: dict[str, Any]) -> int:
+    if "messages" in row:
+        return len(tokenizer.apply_chat_template(row["messages"], chat_template=CHAT_TEMPLATE, tokenize=True,
+                                                 return_dict=True)["input_ids"])
+    return len(tokenizer(row["prompt"] + row["completion"], add_special_tokens=False)["input_ids"])
+
+
+def drop_too_long(rows: list[dict[str, Any]], tokenizer: Any, max_length: int | None,
+                  what: str = "rows") -> tuple[list[dict[str, Any]], int]:
+    """Padding-free batches do not truncate; a friction example cut short would teach a think block that
+    never closes, so rows longer than `max_length` are dropped (and counted) instead of truncated."""
+    if not max_length:
+        return rows, 0
+    kept = [row for row in rows if token_length(tokenizer, row) <= max_length]
+    return kept, len(rows) - len(kept)
+
+
+def sft_config(settings: SFTSettings, *, has_eval: bool, conversational: bool, cuda: bool):
+    from trl import SFTConfig
+
+    evaluate = has_eval and settings.eval_steps
+    save = bool(settings.save_steps)
+    kwargs: dict[str, Any] = dict(
+        output_dir=settings.output_dir,
+        num_train_epochs=settings.num_train_epochs,
+        max_steps=settings.max_steps,
+        per_device_train_batch_size=settings.per_device_train_batch_size,
+        per_device_eval_batch_size=settings.per_device_eval_batch_size,
+        gradient_accumulation_steps=settings.gradient_accumulation_steps,
+        learning_rate=settings.learning_rate,
+        lr_scheduler_type=settings.lr_scheduler_type,
+        warmup_steps=settings.warmup_ratio,  # transformers 5: a float below 1 is a ratio of the total steps
+        weight_decay=settings.weight_decay,
+        max_grad_norm=settings.max_grad_norm,
+        logging_steps=settings.logging_steps,
+        logging_first_step=True,
+        eval_strategy="steps" if evaluate else "no",
+        eval_steps=settings.eval_steps if evaluate else None,
+        save_strategy="steps" if save else "no",
+        save_steps=settings.save_steps if save else 500,
+        save_total_limit=settings.save_total_limit,
+        load_best_model_at_end=bool(evaluate and save and settings.early_stopping_patience),
+        metric_for_best_model="eval_loss",
+        greater_is_better=False,
+        gradient_checkpointing=settings.gradient_checkpointing,
+        bf16=cuda,
+        padding_free=settings.padding_free,
+        max_length=None,  # padding-free does not truncate: rows were length-checked before
+        assistant_only_loss=conversational,
+        completion_only_loss=None if conversational else True,
+        optim=settings.optim,
+        seed=settings.seed,
+        data_seed=settings.seed,
+        report_to="none",
+        disable_tqdm=settings.disable_tqdm,
+        dataloader_num_workers=0,
+        save_only_model=False,
+        use_cpu=not cuda,
+    )
+    kwargs.update(settings.extra)
+    return SFTConfig(**kwargs)
+
+
+def _count_tokens(dataset: Any) -> tuple[int, int]:
+    tokens = sum(len(ids) for ids in dataset["input_ids"])
+    trained = sum(sum(1 for label in labels if label != -100) for labels in dataset["labels"])
+    return tokens, trained
+
+
+def fit(model: Any, tokenizer: Any, train_rows: list[dict[str, Any]], eval_rows: list[dict[str, Any]],
+        settings: SFTSettings, *, peft_config: Any = None, resume: bool = False,
+        callbacks: Sequence[Any] = ()) -> tuple[Any, SFTResult]:
+    """Train with TRL's SFTTrainer; return the trainer (its `.model` holds the result) and the figures."""
+    import torch
+    from datasets import Dataset
+    from transformers import EarlyStoppingCallback
+    from transformers.trainer_utils import get_last_checkpoint
+
+    if not train_rows:
+        raise ValueError("no training rows: every record was dropped or the data is empty")
+    cuda = torch.cuda.is_available()
+    conversational = "messages" in train_rows[0]
+    config = sft_config(settings, has_eval=bool(eval_rows), conversational=conversational, cuda=cuda)
+    extra_callbacks = list(callbacks)
+    if config.load_best_model_at_end:
+        extra_callbacks.append(EarlyStoppingCallback(early_stopping_patience=settings.early_stopping_patience))
+    from trl import SFTTrainer
+
+    trainer = SFTTrainer(
+        model=model,
+        args=config,
+        train_dataset=Dataset.from_list(train_rows),
+        eval_dataset=Dataset.from_list(eval_rows) if eval_rows and config.eval_strategy != "no" else None,
+        processing_class=tokenizer,
+        peft_config=peft_config,
+        callbacks=extra_callbacks,
+    )
+    if not cuda:
+        # TRL casts QLoRA adapters to bf16 (the paper's choice on GPUs); CPUs compute in fp32 and are
+        # slower and less precise with bf16 adapters and optimizer state, so keep them in fp32 there.
+        for param in trainer.model.parameters():
+            if param.requires_grad and param.dtype != torch.float32:
+                param.data = param.data.float()
+    checkpoint = get_last_checkpoint(settings.output_dir) if resume else None
+    if resume and checkpoint is None:
+        raise FileNotFoundError(f"--resume: no checkpoint-* directory in {settings.output_dir}")
+    resumed_from = int(checkpoint.rsplit("-", 1)[-1]) if checkpoint else None
+    tokens_per_epoch, trained_per_epoch = _count_tokens(trainer.train_dataset)
+    start = time.perf_counter()
+    output = trainer.train(resume_from_checkpoint=checkpoint)
+    seconds = time.perf_counter() - start
+    steps_run = output.global_step - (resumed_from or 0)
+    epochs_run = steps_run * config.per_device_train_batch_size * config.gradient_accumulation_steps / max(
+        1, len(trainer.train_dataset))
+    eval_loss = None
+    if trainer.eval_dataset is not None:
+        eval_loss = float(trainer.evaluate()["eval_loss"])
+    result = SFTResult(
+        global_step=output.global_step,
+        train_loss=float(output.training_loss),
+        eval_loss=eval_loss,
+        train_tokens=int(tokens_per_epoch * epochs_run),
+        trained_tokens=int(trained_per_epoch * epochs_run),
+        seconds=seconds,
+        resumed_from_step=resumed_from,
+        log_history=list(trainer.state.log_history),
+    )
+    if math.isnan(result.train_loss):
+        raise FloatingPointError(f"training loss is NaN after {result.global_step} steps; lower the learning rate")
+    return trainer, result
