@@ -9,7 +9,8 @@ import os
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from collections.abc import Callable
+from functools import wraps
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,26 @@ from pushback.chat import CHAT_TEMPLATE, SYSTEM_PLAIN, Message, opens_think, pro
 from pushback.paths import pocket_dir
 from pushback.specs import ModelSpec, parse_spec
 from pushback.thinking import CLOSE_TAG, OPEN_TAG
+
+
+def load_once(fn: Callable) -> Callable:
+    """Cache a loader by its arguments; concurrent first calls with the same arguments load once,
+    while loads of different models proceed in parallel. Failures are not cached."""
+    cache: dict[tuple, Any] = {}
+    locks: dict[tuple, threading.Lock] = {}
+    guard = threading.Lock()
+
+    @wraps(fn)
+    def wrapper(*args: Any) -> Any:
+        with guard:
+            lock = locks.setdefault(args, threading.Lock())
+        with lock:
+            if args not in cache:
+                cache[args] = fn(*args)
+            return cache[args]
+
+    wrapper.cache_clear = cache.clear  # type: ignore[attr-defined]
+    return wrapper
 
 
 class BackendError(RuntimeError):
@@ -127,7 +148,7 @@ def resolve_weights(spec: ModelSpec) -> tuple[str, str | None]:
     return base, spec.adapter
 
 
-def _stop_criteria(stop: threading.Event):
+def _stop_criteria(*events: threading.Event):
     import torch
     from transformers import StoppingCriteria, StoppingCriteriaList
 
@@ -135,12 +156,13 @@ def _stop_criteria(stop: threading.Event):
         """Ends `generate` itself when Stop is pressed (closing the stream alone would not)."""
 
         def __call__(self, input_ids, scores, **kwargs):
-            return torch.full((input_ids.shape[0],), stop.is_set(), dtype=torch.bool, device=input_ids.device)
+            stopped = any(event.is_set() for event in events)
+            return torch.full((input_ids.shape[0],), stopped, dtype=torch.bool, device=input_ids.device)
 
     return StoppingCriteriaList([StopOnEvent()])
 
 
-@lru_cache(maxsize=4)
+@load_once
 def load_weights(base: str, adapter: str | None, precision: str | None) -> tuple[Any, Any]:
     """(model, tokenizer), loaded once per process: columns that share weights share memory."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -206,13 +228,14 @@ class TransformersBackend(Backend):
         inputs = self.tokenizer(prompt, return_tensors="pt", add_special_tokens=False).to(self.model.device)
         streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=600)
         errors: list[BaseException] = []
+        abandoned = threading.Event()  # this reader left early; `stop` may be shared with other streams
 
         def run() -> None:
             try:
                 if params.seed is not None:
                     torch.manual_seed(params.seed)
                 with torch.inference_mode():
-                    self.model.generate(**inputs, streamer=streamer, stopping_criteria=_stop_criteria(stop),
+                    self.model.generate(**inputs, streamer=streamer, stopping_criteria=_stop_criteria(stop, abandoned),
                                         **self._generate_kwargs(params))
             except BaseException as e:  # surfaced to the reader below, not lost in the thread
                 errors.append(e)
@@ -227,7 +250,7 @@ class TransformersBackend(Backend):
                     if chunk:
                         yield chunk
             finally:
-                stop.set()  # a reader that leaves early stops the generation too
+                abandoned.set()  # a reader that leaves early stops its generation too
                 thread.join(timeout=60)
             if errors:
                 raise BackendError(f"{self.spec.raw}: generation failed ({type(errors[0]).__name__}: {errors[0]})")
@@ -334,7 +357,7 @@ class LiteLLMBackend(Backend):
 # --- loading ----------------------------------------------------------------------------------
 
 
-@lru_cache(maxsize=16)
+@load_once
 def _load(raw: str) -> Backend:
     spec = parse_spec(raw)
     if spec.kind == "litellm":
@@ -345,6 +368,12 @@ def _load(raw: str) -> Backend:
 def load_backend(spec: str | ModelSpec) -> Backend:
     """A backend for a spec; loaded once per process and shared (Space columns, evaluation runs)."""
     return _load(spec.raw if isinstance(spec, ModelSpec) else parse_spec(spec).raw)
+
+
+def clear_loaded() -> None:
+    """Forget every loaded model, e.g. after rebuilding weights at the same path in this process."""
+    _load.cache_clear()
+    load_weights.cache_clear()
 
 
 def device_summary() -> str:

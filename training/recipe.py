@@ -61,7 +61,6 @@ class LoraSection:
     alpha: int = 32
     dropout: float = 0.05
     target_modules: list[str] | str = "all-linear"
-    trainable_tokens: list[str] = field(default_factory=list)  # e.g. <think> when the base never saw it
 
 
 @dataclass

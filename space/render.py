@@ -1,0 +1,68 @@
+"""What people see: replies as chat messages (monologue in a collapsible block) and their figures.
+
+Everything a model or a visitor wrote is HTML-escaped before display: shown as text, never run."""
+from __future__ import annotations
+
+import html
+from collections.abc import Sequence
+from typing import Any
+
+from space.streaming import Reply
+
+MONOLOGUE_TITLE = "Inner monologue"
+
+
+def as_text(text: str) -> str:
+    return html.escape(text, quote=False)
+
+
+def reply_messages(reply: Reply) -> list[dict[str, Any]]:
+    """Chat messages for one reply: the thought block (pending while thinking) and the answer."""
+    messages: list[dict[str, Any]] = []
+    split = reply.split
+    if split.monologue or split.thinking:
+        metadata: dict[str, Any] = {"title": MONOLOGUE_TITLE, "status": "pending" if split.thinking and not reply.done else "done"}
+        if reply.done and reply.first_token is not None:
+            metadata["duration"] = round(reply.ended - reply.first_token, 2)
+        messages.append({"role": "assistant", "content": as_text(split.monologue) or "…", "metadata": metadata})
+    if reply.error:
+        messages.append({"role": "assistant", "content": f"⚠️ This model is unavailable: {as_text(reply.error)}"})
+    elif split.answer or reply.done:
+        answer = as_text(split.answer) if split.answer else ("_(no answer)_" if not reply.stopped else "")
+        if reply.stopped:
+            answer += "\n\n_(stopped)_"
+        messages.append({"role": "assistant", "content": answer.strip()})
+    elif not split.monologue and not split.thinking:
+        messages.append({"role": "assistant", "content": "…"})
+    return messages
+
+
+def turn_messages(user: str, reply: Reply | None) -> list[dict[str, Any]]:
+    return [{"role": "user", "content": as_text(user)}] + (reply_messages(reply) if reply else [])
+
+
+def stats_line(reply: Reply | None) -> str:
+    """Per answer: time to first token, tokens/s, monologue vs answer tokens."""
+    if reply is None:
+        return ""
+    if reply.error:
+        return "error"
+    if not reply.done:
+        return "thinking…" if reply.split.thinking else "generating…"
+    parts = []
+    if reply.ttft is not None:
+        parts.append(f"first token {reply.ttft:.2f} s")
+    if reply.tokens_per_second is not None:
+        parts.append(f"{reply.tokens_per_second:.1f} tok/s")
+    parts.append(f"monologue {reply.monologue_tokens} tok · answer {reply.answer_tokens} tok")
+    if reply.stopped:
+        parts.append("stopped")
+    return " · ".join(parts)
+
+
+def history_messages(turns: Sequence[dict[str, Any]], key: str) -> list[dict[str, Any]]:
+    """A column's whole conversation from the server-side turns (the raw text, not the display)."""
+    messages = []
+    for turn in turns:
+        messages += turn_messages(turn["user"], turn["replies"].get(key))
+    return messages

@@ -1,0 +1,106 @@
+"""Several models answer one prompt at once: each side streams from its own thread into one queue,
+so the wall time follows the slowest side rather than the sum."""
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+
+from pushback.backends import Backend, GenerationParams, load_backend
+from pushback.chat import Message
+from pushback.thinking import Split, ThinkParser
+
+_DONE = object()
+
+
+@dataclass
+class Reply:
+    """One model's reply while it streams, and its figures once it ends."""
+
+    key: str
+    spec: str
+    started: float = field(default_factory=time.perf_counter)
+    first_token: float | None = None
+    ended: float | None = None
+    raw: str = ""
+    error: str | None = None
+    stopped: bool = False
+    monologue_tokens: int = 0
+    answer_tokens: int = 0
+    parser: ThinkParser = field(default_factory=ThinkParser)
+    split: Split = field(default_factory=lambda: ThinkParser().split())
+
+    @property
+    def done(self) -> bool:
+        return self.ended is not None
+
+    @property
+    def ttft(self) -> float | None:
+        return None if self.first_token is None else self.first_token - self.started
+
+    @property
+    def tokens_per_second(self) -> float | None:
+        tokens = self.monologue_tokens + self.answer_tokens
+        if not self.done or self.first_token is None or tokens == 0:
+            return None
+        return tokens / max(self.ended - self.first_token, 1e-6)
+
+
+def _pump(key: str, spec: str, messages: Sequence[Message], params: GenerationParams,
+          stop: threading.Event, out: queue.Queue, loader: Callable[[str], Backend]) -> None:
+    try:
+        backend = loader(spec)
+        stream = backend.stream(messages, params, stop=stop)
+        out.put((key, "opened", stream.opened))
+        for chunk in stream:
+            out.put((key, "chunk", chunk))
+        out.put((key, "backend", backend))
+    except Exception as e:  # noqa: BLE001 - shown in this column; the others keep going
+        out.put((key, "error", f"{type(e).__name__}: {e}"))
+    finally:
+        out.put((key, "end", _DONE))
+
+
+def stream_side_by_side(jobs: dict[str, tuple[str, Sequence[Message]]], params: GenerationParams,
+                        stop: threading.Event, *, loader: Callable[[str], Backend] = load_backend,
+                        min_interval: float = 0.05) -> Iterator[dict[str, Reply]]:
+    """Yield the replies of all sides (`key -> (spec, messages)`) as they grow, at most every
+    `min_interval` seconds, and once more when all have ended. Closing the iterator stops them all."""
+    events: queue.Queue = queue.Queue()
+    replies = {key: Reply(key, spec) for key, (spec, _) in jobs.items()}
+    threads = [threading.Thread(target=_pump, args=(key, spec, messages, params, stop, events, loader),
+                                daemon=True, name=f"side:{key}") for key, (spec, messages) in jobs.items()]
+    for thread in threads:
+        thread.start()
+    backends: dict[str, Backend] = {}
+    last_yield = 0.0
+    try:
+        while not all(r.done for r in replies.values()):
+            key, kind, value = events.get()
+            reply = replies[key]
+            if kind == "opened" and value:
+                reply.parser = ThinkParser(opened=True)
+            elif kind == "chunk":
+                if reply.first_token is None:
+                    reply.first_token = time.perf_counter()
+                reply.raw += value
+                reply.split = reply.parser.feed(value)
+            elif kind == "backend":
+                backends[key] = value
+            elif kind == "error":
+                reply.error = value
+            elif kind == "end":
+                reply.split = reply.parser.close()
+                reply.stopped = stop.is_set() and reply.error is None
+                if key in backends:
+                    reply.monologue_tokens = backends[key].count_tokens(reply.split.monologue)
+                    reply.answer_tokens = backends[key].count_tokens(reply.split.answer)
+                reply.ended = time.perf_counter()
+            now = time.perf_counter()
+            if kind in ("end", "error") or now - last_yield >= min_interval:
+                last_yield = now
+                yield replies
+    finally:
+        stop.set()  # the visitor left or pressed Stop: end generation in every thread

@@ -1,0 +1,237 @@
+"""The Blocks app: one prompt, the baseline and the friction model answering side by side.
+
+The handlers are plain functions over plain state, so they are tested without a browser; the
+layout only wires them to components."""
+from __future__ import annotations
+
+import threading
+from collections import defaultdict
+from collections.abc import Iterator
+from typing import Any
+
+from pushback.backends import GenerationParams, device_summary
+from pushback.chat import SYSTEM_FRICTION
+from space.config import SpaceConfig
+from space.render import history_messages, stats_line
+from space.streaming import Reply, stream_side_by_side
+from space.votes import CHOICES, FeedbackLog
+
+CSS = ".column-stats {font-size: 0.85em; opacity: 0.8; min-height: 1.5em}"
+
+
+def gpu(fn):
+    """`@spaces.GPU` on ZeroGPU hardware; the function itself everywhere else."""
+    try:
+        import spaces  # only present on Hugging Face Spaces
+    except ImportError:
+        return fn
+    return spaces.GPU(duration=120)(fn)
+
+
+class ChatSession:
+    """Per-visitor conversation: turns with every column's reply, kept server-side."""
+
+    def __init__(self) -> None:
+        self.turns: list[dict[str, Any]] = []
+
+    def model_messages(self, key: str, user_input: str) -> list[dict[str, str]]:
+        """What a column's model sees: earlier answers without their monologues, then the new prompt."""
+        messages = []
+        for turn in self.turns:
+            messages.append({"role": "user", "content": turn["user"]})
+            reply: Reply | None = turn["replies"].get(key)
+            if reply is not None and not reply.error:
+                messages.append({"role": "assistant", "content": reply.split.answer})
+        return messages + [{"role": "user", "content": user_input}]
+
+
+class App:
+    """The Space's behaviour, independent of Gradio components."""
+
+    def __init__(self, config: SpaceConfig):
+        self.config = config
+        self.columns = config.columns()
+        self.feedback = FeedbackLog(config.feedback_dir, config.feedback_repo)
+        self._stops: dict[str, list[threading.Event]] = defaultdict(list)
+
+    def params(self) -> GenerationParams:
+        return GenerationParams(max_new_tokens=self.config.max_new_tokens, temperature=self.config.temperature)
+
+    def check_input(self, text: str, session: ChatSession) -> str | None:
+        """A clear message for input the Space will not run, else None."""
+        if not text.strip():
+            return "Type a prompt first."
+        if len(text) > self.config.max_prompt_chars:
+            return f"That prompt is {len(text):,} characters; the limit here is {self.config.max_prompt_chars:,}. Please shorten it."
+        if len(session.turns) >= self.config.max_turns:
+            return f"This conversation reached {self.config.max_turns} turns, the limit here. Press Clear to start a new one."
+        return None
+
+    def view(self, session: ChatSession) -> list[Any]:
+        chats = [history_messages(session.turns, key) for key in self.columns]
+        last = session.turns[-1]["replies"] if session.turns else {}
+        return chats + [stats_line(last.get(key)) for key in self.columns]
+
+    def chat(self, text: str, session: ChatSession, session_id: str = "") -> Iterator[tuple[list[Any], str]]:
+        """Stream every column's reply to `text`; yields (component values, status message)."""
+        problem = self.check_input(text, session)
+        if problem:
+            yield self.view(session), f"⚠️ {problem}"
+            return
+        jobs = {key: (spec, session.model_messages(key, text)) for key, (_, spec) in self.columns.items()}
+        turn: dict[str, Any] = {"user": text, "replies": {}}
+        session.turns.append(turn)
+        stop = threading.Event()
+        self._stops[session_id].append(stop)
+        try:
+            for replies in stream_side_by_side(jobs, self.params(), stop):
+                turn["replies"] = dict(replies)
+                yield self.view(session), ""
+        finally:
+            stop.set()
+            self._stops[session_id].remove(stop)
+
+    def stop(self, session_id: str = "") -> int:
+        """Set the stop events of this visitor's running generations; returns how many."""
+        events = list(self._stops.get(session_id, []))
+        for event in events:
+            event.set()
+        return len(events)
+
+    def regenerate(self, session: ChatSession, session_id: str = "") -> Iterator[tuple[list[Any], str]]:
+        if not session.turns:
+            yield self.view(session), "Nothing to regenerate yet."
+            return
+        text = session.turns.pop()["user"]
+        yield from self.chat(text, session, session_id)
+
+    def vote(self, choice: str, session: ChatSession) -> str:
+        """Record a vote on the last exchange, from server state only."""
+        if choice not in CHOICES:
+            raise ValueError(f"unknown vote {choice!r}")
+        if not session.turns or not all(r.done for r in session.turns[-1]["replies"].values()):
+            return "Vote after both models have answered."
+        turn = session.turns[-1]
+        self.feedback.record({
+            "vote": choice,
+            "prompt": turn["user"],
+            "history_turns": len(session.turns) - 1,
+            "answers": {key: {"spec": r.spec, "monologue": r.split.monologue, "answer": r.split.answer,
+                              "error": r.error, "stopped": r.stopped} for key, r in turn["replies"].items()},
+            "specs": {key: spec for key, (_, spec) in self.columns.items()},
+        })
+        return f"Thanks! Recorded: {CHOICES[choice]}."
+
+
+def banner(config: SpaceConfig) -> str:
+    lines = ["# Push-Back AI: friction vs. a plain model",
+             "One prompt, answered side by side. The friction model thinks first (open its *Inner monologue*), "
+             "then pushes back, refuses, hedges or asks **when that is warranted**, and simply helps when it is not."]
+    if not config.configured:
+        lines.append(
+            "> **Offline demo models.** Nothing is configured, so this runs the tiny *pocket* pair built from the "
+            "curated set on this machine: they show the format and the streaming, not real quality. "
+            "Set `PUSHBACK_BASELINE` and `PUSHBACK_FRICTION` to model specs (a Hub id, a local directory, "
+            "`base+adapter`, or `litellm:ollama_chat/qwen2.5`), or `PUSHBACK_CONFIG=space.yaml`, and restart.")
+    lines.append(f"<sub>Baseline `{config.baseline}` · Friction `{config.friction}` · running on {device_summary()}</sub>")
+    return "\n\n".join(lines)
+
+
+def example_groups() -> dict[str, list[str]]:
+    """Prompts from the curated test split, by category (never trained on by the pocket pair)."""
+    from pushback.paths import curated_files
+    from pushback.records import read_collection
+    from pushback.splits import split_records
+
+    records, _ = read_collection(curated_files())
+    if not records:
+        return {}
+    _, test = split_records(records, test_size=0.1, seed=0)
+    groups: dict[str, list[str]] = defaultdict(list)
+    for r in test:
+        if len(groups[r.category]) < 4 and len(r.user_input) < 300:
+            groups[r.category].append(r.user_input)
+    return dict(groups)
+
+
+def build_demo(config: SpaceConfig):
+    import gradio as gr
+
+    app = App(config)
+
+    def session_id(request: gr.Request | None) -> str:
+        return getattr(request, "session_hash", None) or ""
+
+    with gr.Blocks(title="Push-Back AI", fill_width=True) as demo:
+        gr.Markdown(banner(config))
+        session = gr.State(ChatSession)
+        with gr.Row(equal_height=True):
+            chatbots = [gr.Chatbot(label=title, height=460, sanitize_html=True, allow_tags=False, buttons=["copy"],
+                                   elem_id=f"chat-{key}", group_consecutive_messages=False)
+                        for key, (title, _) in app.columns.items()]
+        with gr.Row():
+            stats = [gr.Markdown(elem_classes="column-stats", elem_id=f"stats-{key}") for key in app.columns]
+        status = gr.Markdown(elem_id="status")
+        with gr.Row():
+            prompt = gr.Textbox(show_label=False, placeholder="Ask anything… e.g. “Since we only use 10% of our brains, how do I use the rest?”",
+                                scale=5, autofocus=True, elem_id="prompt")
+            send = gr.Button("Send", variant="primary", scale=1, elem_id="send")
+        with gr.Row():
+            stop = gr.Button("Stop", variant="stop", elem_id="stop")
+            regenerate = gr.Button("Regenerate", elem_id="regenerate")
+            clear = gr.Button("Clear", elem_id="clear")
+        with gr.Row():
+            vote_buttons = {choice: gr.Button(label, size="sm", elem_id=f"vote-{choice}") for choice, label in CHOICES.items()}
+        with gr.Accordion("Examples by friction category (held-out prompts)", open=False):
+            for category, prompts in example_groups().items():
+                gr.Examples(examples=[[p] for p in prompts], inputs=[prompt], label=category.replace("_", " "))
+        with gr.Accordion("The friction system prompt (third column)", open=False):
+            gr.Markdown(SYSTEM_FRICTION)
+
+        outputs = [*chatbots, *stats, status]
+
+        @gpu
+        def run_chat(text: str, state: ChatSession, request: gr.Request):
+            for values, message in app.chat(text, state, session_id(request)):
+                yield *values, message, state, ""
+
+        @gpu
+        def run_regenerate(state: ChatSession, request: gr.Request):
+            for values, message in app.regenerate(state, session_id(request)):
+                yield *values, message, state
+
+        def run_stop(request: gr.Request) -> str:
+            return "Stopped." if app.stop(session_id(request)) else ""
+
+        def run_clear():
+            state = ChatSession()
+            return *app.view(state), "", state
+
+        limit = {"concurrency_limit": config.concurrency, "concurrency_id": "generate"}
+        chat_events = [
+            prompt.submit(run_chat, [prompt, session], [*outputs, session, prompt], api_name="chat", **limit),
+            send.click(run_chat, [prompt, session], [*outputs, session, prompt], api_visibility="private", **limit),
+            regenerate.click(run_regenerate, [session], [*outputs, session], api_name="regenerate", **limit),
+        ]
+        stop.click(run_stop, None, [status], api_name="stop", cancels=chat_events, queue=False)
+        clear.click(run_clear, None, [*outputs, session], api_name="clear", cancels=chat_events)
+        for choice, button in vote_buttons.items():
+            button.click(lambda state, choice=choice: app.vote(choice, state), [session], [status],
+                         api_visibility="private")
+    demo.queue(default_concurrency_limit=config.concurrency, max_size=config.queue_size)
+    demo.app_state = app  # for tests and benchmarks that reach the behaviour behind the UI
+    return demo
+
+
+def warm_up(config: SpaceConfig) -> None:
+    """Load every column's model in the background so the first visitor does not wait for it."""
+    from pushback.backends import load_backend
+
+    def load(spec: str) -> None:
+        try:
+            load_backend(spec)
+        except Exception:  # noqa: BLE001 - the column shows the error when it is used
+            pass
+
+    for _, spec in config.columns().values():
+        threading.Thread(target=load, args=(spec,), daemon=True, name=f"warm:{spec}").start()

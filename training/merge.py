@@ -1,0 +1,87 @@
+"""`pushback merge --adapter DIR --out DIR [--dtype bf16]`: fold a LoRA adapter into its base.
+
+The base is reloaded unquantized (merging onto the 4-bit model drifts most), the merge is done in
+fp32 and the result cast to `--dtype`, then saved as safetensors with the tokenizer, our chat
+template, a generation config that stops at the end of a turn, and the training records of the
+adapter (recipe, metrics) so the merged model's card can cite them."""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+from pushback.records import write_atomic
+
+DTYPES = ("bf16", "fp16", "fp32")
+# Files of a `pushback train` output that describe how the weights were made; they travel with the merge.
+PROVENANCE = ("recipe.yaml", "metrics.json", "training_example.txt", "loss.png")
+
+
+def adapter_base(adapter: Path) -> str:
+    config = adapter / "adapter_config.json"
+    if not config.exists():
+        raise FileNotFoundError(f"{adapter}: no adapter_config.json (is this a `pushback train` output?)")
+    base = json.loads(config.read_text()).get("base_model_name_or_path")
+    if not base:
+        raise ValueError(f"{config}: base_model_name_or_path is empty; cannot tell which base to merge into")
+    return base
+
+
+def _torch_dtype(name: str):
+    import torch
+
+    return {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[name]
+
+
+def load_unquantized_with_adapter(adapter: Path) -> Any:
+    """The adapter on its base in fp32 and unquantized: the reference the merged weights must match."""
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    base = AutoModelForCausalLM.from_pretrained(adapter_base(adapter), dtype=torch.float32)
+    return PeftModel.from_pretrained(base, str(adapter)).eval()
+
+
+def stop_token_ids(tokenizer: Any) -> list[int]:
+    ids = {tokenizer.eos_token_id} if tokenizer.eos_token_id is not None else set()
+    im_end = tokenizer.convert_tokens_to_ids("<|im_end|>")
+    if isinstance(im_end, int) and im_end != tokenizer.unk_token_id:
+        ids.add(im_end)
+    return sorted(ids)
+
+
+def merge_adapter(adapter: str | Path, out: str | Path, *, dtype: str = "bf16") -> Path:
+    from transformers import AutoTokenizer
+
+    if dtype not in DTYPES:
+        raise ValueError(f"--dtype {dtype!r}: choose one of {', '.join(DTYPES)}")
+    adapter, out = Path(adapter), Path(out)
+    model = load_unquantized_with_adapter(adapter)
+    merged = model.merge_and_unload().to(_torch_dtype(dtype))
+    tokenizer = AutoTokenizer.from_pretrained(adapter)
+    merged.config.use_cache = True  # training turned it off; generation wants it
+    merged.generation_config.eos_token_id = stop_token_ids(tokenizer)
+    merged.generation_config.pad_token_id = tokenizer.pad_token_id
+    out.mkdir(parents=True, exist_ok=True)
+    merged.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    for name in PROVENANCE:
+        if (adapter / name).exists():
+            shutil.copy2(adapter / name, out / name)
+    info = {"base_model": adapter_base(adapter), "adapter": str(adapter.resolve()), "dtype": dtype}
+    write_atomic(out / "merge.json", json.dumps(info, indent=2) + "\n")
+    return out
+
+
+def main(args: argparse.Namespace) -> int:
+    try:
+        out = merge_adapter(args.adapter, args.out, dtype=args.dtype)
+    except (FileNotFoundError, ValueError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(f"merged model saved to {out} ({args.dtype}); load it with AutoModelForCausalLM.from_pretrained")
+    return 0

@@ -1,0 +1,255 @@
+"""`pushback pocket [--out DIR] [--tiny]`: the offline baseline/friction pair, built from the curated set
+with no download, so the Space, evaluation and the tests run anywhere.
+
+Steps (each timed and shown):
+1. split     -- the project's one split (`pushback.splits.split_records`); the test part is held out
+2. tokenizer -- a byte-level BPE trained on the training records (`training.scratch`)
+3. baseline  -- a small Qwen2 trained from scratch on user_input -> baseline_answer (the eager turn)
+4. friction  -- QLoRA on the NF4-quantized baseline with the friction format (`pushback train`'s code),
+                then merged into the unquantized baseline (`pushback merge`'s code)
+5. quality   -- held-out prompts through `pushback.backends`: the share of replies with a well-formed
+                `<think>` monologue, for both models
+
+The result is cached: a second call with the same inputs returns the existing pair.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import shutil
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pushback.paths import curated_files, pocket_dir
+from pushback.records import Record, load_records, write_atomic
+from pushback.splits import split_records
+
+BUILD_VERSION = 1  # bump when the recipe below changes, so cached pairs are rebuilt
+MANIFEST = "pocket.json"
+
+
+@dataclass(frozen=True)
+class PocketPlan:
+    """Everything that decides what gets built; its hash keys the cache."""
+
+    vocab_size: int
+    shape: str
+    baseline_epochs: float
+    baseline_lr: float
+    friction_epochs: float
+    friction_lr: float
+    lora_r: int
+    batch_size: int
+    max_length: int
+    quality_prompts: int
+    max_new_tokens: int
+    train_limit: int | None = None
+    shape_overrides: dict[str, int] = field(default_factory=dict)
+
+
+PLANS = {
+    "tiny": PocketPlan(vocab_size=512, shape="tiny", baseline_epochs=4, baseline_lr=3e-3, friction_epochs=6,
+                       friction_lr=3e-3, lora_r=16, batch_size=16, max_length=768, quality_prompts=8,
+                       max_new_tokens=200, train_limit=48),
+    "full": PocketPlan(vocab_size=2048, shape="pocket", baseline_epochs=6, baseline_lr=1e-3, friction_epochs=4,
+                       friction_lr=1e-3, lora_r=32, batch_size=16, max_length=1024, quality_prompts=40,
+                       max_new_tokens=400),
+}
+
+
+@dataclass
+class QualityCheck:
+    prompts: int
+    friction_well_formed: float  # share of friction replies with one closed, non-empty monologue + answer
+    baseline_well_formed: float  # the same share for the baseline (should be ~0)
+    friction_target: float = 0.9
+    baseline_target: float = 0.05
+    samples: list[dict[str, str]] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return self.friction_well_formed >= self.friction_target and self.baseline_well_formed <= self.baseline_target
+
+    def summary(self) -> str:
+        def mark(ok: bool) -> str:
+            return "ok" if ok else "BELOW TARGET"
+
+        return (f"quality check on {self.prompts} held-out prompts:\n"
+                f"  friction replies with a well-formed <think> monologue: {self.friction_well_formed:.0%} "
+                f"(target >= {self.friction_target:.0%}) {mark(self.friction_well_formed >= self.friction_target)}\n"
+                f"  baseline replies with one: {self.baseline_well_formed:.0%} "
+                f"(target <= {self.baseline_target:.0%}) {mark(self.baseline_well_formed <= self.baseline_target)}")
+
+
+@dataclass
+class PocketResult:
+    out: Path
+    baseline: Path
+    friction: Path
+    quality: QualityCheck
+    seconds: float
+    cached: bool
+    timings: dict[str, float]
+
+
+# --- steps ----------------------------------------------------------------------------------------
+
+
+def _fingerprint(records: list[Record], plan: PocketPlan, seed: int) -> str:
+    digest = hashlib.sha1()
+    digest.update(json.dumps({"plan": asdict(plan), "seed": seed, "version": BUILD_VERSION}, sort_keys=True).encode())
+    for r in sorted(records, key=lambda r: r.id):
+        digest.update(r.to_json().encode())
+    return digest.hexdigest()
+
+
+def _train_baseline(tokenizer: Any, train: list[Record], held: list[Record], plan: PocketPlan, seed: int,
+                    work: Path, out: Path) -> None:
+    """From scratch on the eager turn: user_input -> baseline_answer (no think block ever seen)."""
+    from training.scratch import new_model, save_pretrained
+    from training.sft import SFTSettings, chat_rows, fit
+
+    model = new_model(tokenizer, plan.shape, seed=seed, **plan.shape_overrides)
+    settings = SFTSettings(output_dir=str(work / "baseline-run"), num_train_epochs=plan.baseline_epochs,
+                           per_device_train_batch_size=plan.batch_size, learning_rate=plan.baseline_lr,
+                           warmup_ratio=0.05, logging_steps=10, seed=seed, disable_tqdm=True)
+    trainer, _ = fit(model, tokenizer, chat_rows(train, tokenizer, friction=False), [], settings)
+    save_pretrained(trainer.model, tokenizer, str(out))
+
+
+def _train_friction(baseline: Path, train: list[Record], held: list[Record], plan: PocketPlan, seed: int,
+                    work: Path, out: Path) -> None:
+    """QLoRA on the NF4 baseline with the friction format (the `pushback train` path), then merge."""
+    from training.data import RecordSplit
+    from training.merge import merge_adapter
+    from training.recipe import DataSection, LoraSection, ModelSection, Recipe, TrainingSection
+    from training.train import run_training
+
+    recipe = Recipe(
+        name="pocket-friction",
+        model=ModelSection(base=str(baseline), quantization="nf4", compute_dtype="fp32"),
+        data=DataSection(source=[], max_length=plan.max_length),
+        lora=LoraSection(r=plan.lora_r, alpha=plan.lora_r * 2, dropout=0.0),
+        training=TrainingSection(num_train_epochs=plan.friction_epochs, per_device_train_batch_size=plan.batch_size,
+                                 learning_rate=plan.friction_lr, eval_steps=None, save_steps=None,
+                                 early_stopping_patience=None, logging_steps=10, seed=seed),
+    )
+    adapter = work / "friction-adapter"
+    run_training(recipe, adapter, split=RecordSplit(train, held, "curated"), quiet=True)
+    merge_adapter(adapter, out, dtype="fp32")
+
+
+def quality_check(baseline: Path, friction: Path, held: list[Record], *, n: int, max_new_tokens: int,
+                  seed: int) -> QualityCheck:
+    """Held-out prompts through the same backend the Space and evaluation use."""
+    from pushback.backends import GenerationParams, clear_loaded, load_backend
+    from pushback.thinking import split_thinking
+
+    clear_loaded()  # a rebuilt pair at the same path must not be served from memory
+    prompts = [[{"role": "user", "content": r.user_input}] for r in held[:n]]
+    params = GenerationParams(max_new_tokens=max_new_tokens, temperature=0.7, seed=seed)
+    shares, samples = {}, []
+    for name, path in (("baseline", baseline), ("friction", friction)):
+        replies = load_backend(str(path)).generate_batch(prompts, params)
+        shares[name] = sum(split_thinking(t).well_formed for t in replies) / max(1, len(replies))
+        samples += [{"model": name, "prompt": p[0]["content"], "reply": t} for p, t in zip(prompts[:3], replies)]
+    clear_loaded()
+    return QualityCheck(len(prompts), shares["friction"], shares["baseline"], samples=samples)
+
+
+# --- the build ------------------------------------------------------------------------------------
+
+
+def _cached(out: Path, fingerprint: str) -> PocketResult | None:
+    manifest = out / MANIFEST
+    if not manifest.exists():
+        return None
+    info = json.loads(manifest.read_text())
+    if info.get("fingerprint") != fingerprint:
+        return None
+    if not all((out / name / "config.json").exists() for name in ("baseline", "friction")):
+        return None
+    quality = QualityCheck(**info["quality"])
+    return PocketResult(out, out / "baseline", out / "friction", quality, info["seconds"], True, info["timings"])
+
+
+def build_pocket(out: Path | None = None, *, tiny: bool = False, seed: int = 0, data: list[Path] | None = None,
+                 force: bool = False, log=print) -> PocketResult:
+    """Build (or reuse) the pocket pair in `out`; return its paths and quality figures."""
+    import torch
+
+    out = Path(out or pocket_dir())
+    plan = PLANS["tiny" if tiny else "full"]
+    files = [Path(p) for p in data] if data else curated_files()
+    if not files:
+        raise FileNotFoundError("no record files: data/curated/*.jsonl is empty and --data was not given")
+    records = load_records(files)
+    fingerprint = _fingerprint(records, plan, seed)
+    if not force and (hit := _cached(out, fingerprint)):
+        log(f"pocket pair already built in {out} (use --force to rebuild)")
+        return hit
+
+    start = time.perf_counter()
+    timings: dict[str, float] = {}
+
+    def step(name: str, t0: float) -> float:
+        timings[name] = round(time.perf_counter() - t0, 2)
+        log(f"  {name:<10} {timings[name]:6.1f} s")
+        return time.perf_counter()
+
+    torch.manual_seed(seed)
+    train, held = split_records(records)  # the split the dataset and evaluation use
+    if plan.train_limit:
+        train = train[: plan.train_limit]
+    log(f"building the pocket pair in {out} ({'tiny' if tiny else 'full'}; {len(train)} training records, "
+        f"{len(held)} held out)")
+    out.mkdir(parents=True, exist_ok=True)
+    work = out / ".work"
+    shutil.rmtree(work, ignore_errors=True)
+    for name in ("baseline", "friction", MANIFEST):
+        shutil.rmtree(out / name, ignore_errors=True) if (out / name).is_dir() else (out / name).unlink(missing_ok=True)
+    t = time.perf_counter()
+
+    from training.scratch import train_tokenizer
+
+    texts = [text for r in train for text in (r.user_input, r.monologue, r.final_answer, r.baseline_answer)]
+    tokenizer = train_tokenizer(texts, vocab_size=plan.vocab_size)
+    t = step("tokenizer", t)
+    _train_baseline(tokenizer, train, held, plan, seed, work, out / "baseline")
+    t = step("baseline", t)
+    _train_friction(out / "baseline", train, held, plan, seed, work, out / "friction")
+    t = step("friction", t)
+    quality = quality_check(out / "baseline", out / "friction", held or train, n=plan.quality_prompts,
+                            max_new_tokens=plan.max_new_tokens, seed=seed)
+    t = step("quality", t)
+    shutil.rmtree(work, ignore_errors=True)
+    seconds = round(time.perf_counter() - start, 2)
+    info = {"fingerprint": fingerprint, "tiny": tiny, "seed": seed, "plan": asdict(plan), "seconds": seconds,
+            "timings": timings, "records": {"train": len(train), "held_out": len(held)},
+            "quality": asdict(quality), "data": [str(f) for f in files]}
+    write_atomic(out / MANIFEST, json.dumps(info, indent=2, ensure_ascii=False) + "\n")
+    log(quality.summary())
+    log(f"built in {seconds:.1f} s: pocket:baseline -> {out / 'baseline'}, pocket:friction -> {out / 'friction'}")
+    return PocketResult(out, out / "baseline", out / "friction", quality, seconds, False, timings)
+
+
+def main(args: argparse.Namespace) -> int:
+    try:
+        result = build_pocket(Path(args.out) if args.out else None, tiny=args.tiny, seed=args.seed,
+                              data=[Path(p) for p in args.data] if args.data else None, force=args.force)
+    except (FileNotFoundError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    if result.cached:
+        print(result.quality.summary())
+    if args.out and Path(args.out).resolve() != pocket_dir().resolve():
+        print(f"note: the specs pocket:baseline / pocket:friction look in {pocket_dir()}; "
+              f"set PUSHBACK_CACHE={Path(args.out).resolve().parent} to use this pair"
+              if Path(args.out).name == "pocket" else
+              f"note: load this pair by path ({result.baseline}, {result.friction}); the pocket: specs look in "
+              f"{pocket_dir()}")
+    return 0
