@@ -1,6 +1,6 @@
 """The Space: `python app.py` or `gradio app.py`. With nothing configured it builds and uses the
 offline pocket pair (first run only, with progress); see space/config.py for real models."""
-from space import build_demo, load_config, warm_up
+from space import build_demo, launch_options, load_config, warm_up
 from training.pocket import ensure_pocket
 
 config = load_config()
@@ -10,4 +10,4 @@ warm_up(config)
 demo = build_demo(config)
 
 if __name__ == "__main__":
-    demo.launch()
+    demo.launch(**launch_options())

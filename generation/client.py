@@ -17,6 +17,7 @@ import asyncio
 import email.utils
 import os
 import random
+import re
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -39,7 +40,11 @@ class CallFailed(RuntimeError):
 
 
 class EmptyReply(RuntimeError):
-    """The provider answered with nothing usable; retried like a transient fault."""
+    """The provider answered with nothing usable (`cause`: empty, declined ...); retried like a transient fault."""
+
+    def __init__(self, message: str, cause: str = "empty"):
+        super().__init__(message)
+        self.cause = cause
 
 
 @dataclass(frozen=True)
@@ -103,7 +108,7 @@ def _kind(error: BaseException, litellm: Any) -> str:
                           litellm.BadRequestError, litellm.UnprocessableEntityError)):
         return "fatal"
     if isinstance(error, EmptyReply):
-        return "retry:empty"
+        return f"retry:{error.cause}"
     if isinstance(error, (litellm.InternalServerError, litellm.ServiceUnavailableError, litellm.BadGatewayError,
                           litellm.APIConnectionError)):
         return "retry:5xx" if getattr(error, "status_code", 500) >= 500 else "retry:connection"
@@ -137,8 +142,18 @@ def retry_after(error: BaseException) -> float | None:
         return max(0.0, email.utils.mktime_tz(parsed) - time.time()) if parsed else None
 
 
-def _brief(error: BaseException) -> str:
-    text = " ".join(str(error).split())
+_KEY_LIKE = re.compile(r"\b(?:sk|rk|pk|hf|gsk|xai)[-_][A-Za-z0-9_*.\-]{6,}")
+
+
+def redact(text: str, secret: str | None = None) -> str:
+    """Provider messages may echo (part of) a key: never let one reach a log, a summary or a file."""
+    if secret:
+        text = text.replace(secret, "***")
+    return _KEY_LIKE.sub("***", text)
+
+
+def _brief(error: BaseException, secret: str | None = None) -> str:
+    text = redact(" ".join(str(error).split()), secret)
     return f"{type(error).__name__}: {text[:300]}"
 
 
@@ -185,14 +200,14 @@ class ChatClient:
             except Exception as error:  # noqa: BLE001 - classified below, never turned into text
                 kind = _kind(error, self.litellm)
                 if kind == "fatal":
-                    raise FatalError(f"{self.model}: {_brief(error)}") from error
+                    raise FatalError(f"{self.model}: {_brief(error, self.api_key)}") from error
                 if kind == "record":
                     self.meter.failed_calls += 1
-                    raise CallFailed(f"{self.model}: {_brief(error)}", "content_policy") from error
+                    raise CallFailed(f"{self.model}: {_brief(error, self.api_key)}", "content_policy") from error
                 cause = kind.split(":", 1)[1]
                 if attempt == self.policy.max_retries:
                     self.meter.failed_calls += 1
-                    raise CallFailed(f"{self.model}: gave up after {attempt + 1} attempts; last: {_brief(error)}",
+                    raise CallFailed(f"{self.model}: gave up after {attempt + 1} attempts; last: {_brief(error, self.api_key)}",
                                      cause) from error
                 self.meter.retries[cause] += 1
                 wait = self.policy.backoff(attempt, self.rng)

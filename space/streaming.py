@@ -52,55 +52,75 @@ def _pump(key: str, spec: str, messages: Sequence[Message], params: GenerationPa
           stop: threading.Event, out: queue.Queue, loader: Callable[[str], Backend]) -> None:
     try:
         backend = loader(spec)
+        out.put((key, "backend", backend))
         stream = backend.stream(messages, params, stop=stop)
         out.put((key, "opened", stream.opened))
         for chunk in stream:
             out.put((key, "chunk", chunk))
-        out.put((key, "backend", backend))
     except Exception as e:  # noqa: BLE001 - shown in this column; the others keep going
         out.put((key, "error", f"{type(e).__name__}: {e}"))
     finally:
         out.put((key, "end", _DONE))
 
 
+def _finish(reply: Reply, backend: Backend | None, stopped: bool) -> None:
+    reply.split = reply.parser.close()
+    reply.stopped = stopped and reply.error is None
+    if backend is not None:
+        reply.monologue_tokens = backend.count_tokens(reply.split.monologue)
+        reply.answer_tokens = backend.count_tokens(reply.split.answer)
+    reply.ended = time.perf_counter()
+
+
 def stream_side_by_side(jobs: dict[str, tuple[str, Sequence[Message]]], params: GenerationParams,
                         stop: threading.Event, *, loader: Callable[[str], Backend] = load_backend,
-                        min_interval: float = 0.05) -> Iterator[dict[str, Reply]]:
+                        min_interval: float = 0.05, stop_grace: float = 2.0) -> Iterator[dict[str, Reply]]:
     """Yield the replies of all sides (`key -> (spec, messages)`) as they grow, at most every
-    `min_interval` seconds, and once more when all have ended. Closing the iterator stops them all."""
+    `min_interval` seconds, and once more when all have ended. Setting `stop` ends every side: local
+    generation ends at the next token; a side still silent `stop_grace` seconds later (a hung endpoint)
+    is marked stopped and left behind. Closing the iterator stops them all."""
     events: queue.Queue = queue.Queue()
     replies = {key: Reply(key, spec) for key, (spec, _) in jobs.items()}
-    threads = [threading.Thread(target=_pump, args=(key, spec, messages, params, stop, events, loader),
-                                daemon=True, name=f"side:{key}") for key, (spec, messages) in jobs.items()]
-    for thread in threads:
-        thread.start()
+    for key, (spec, messages) in jobs.items():
+        threading.Thread(target=_pump, args=(key, spec, messages, params, stop, events, loader),
+                         daemon=True, name=f"side:{key}").start()
     backends: dict[str, Backend] = {}
-    last_yield = 0.0
+    last_yield, changed, stop_seen = 0.0, False, None
     try:
+        yield replies  # the prompt shows at once, with placeholders, while models load
         while not all(r.done for r in replies.values()):
-            key, kind, value = events.get()
-            reply = replies[key]
-            if kind == "opened" and value:
-                reply.parser = ThinkParser(opened=True)
-            elif kind == "chunk":
-                if reply.first_token is None:
-                    reply.first_token = time.perf_counter()
-                reply.raw += value
-                reply.split = reply.parser.feed(value)
-            elif kind == "backend":
-                backends[key] = value
-            elif kind == "error":
-                reply.error = value
-            elif kind == "end":
-                reply.split = reply.parser.close()
-                reply.stopped = stop.is_set() and reply.error is None
-                if key in backends:
-                    reply.monologue_tokens = backends[key].count_tokens(reply.split.monologue)
-                    reply.answer_tokens = backends[key].count_tokens(reply.split.answer)
-                reply.ended = time.perf_counter()
+            try:
+                key, kind, value = events.get(timeout=min_interval)
+            except queue.Empty:
+                kind = None
+            else:
+                reply = replies[key]
+                changed = True
+                if kind == "opened" and value:
+                    reply.parser = ThinkParser(opened=True)
+                    reply.split = reply.parser.split()
+                elif kind == "chunk":
+                    if reply.first_token is None:
+                        reply.first_token = time.perf_counter()
+                    reply.raw += value
+                    reply.split = reply.parser.feed(value)
+                elif kind == "backend":
+                    backends[key] = value
+                elif kind == "error":
+                    reply.error = value
+                elif kind == "end":
+                    _finish(reply, backends.get(key), stop.is_set())
             now = time.perf_counter()
-            if kind in ("end", "error") or now - last_yield >= min_interval:
-                last_yield = now
+            if stop.is_set():
+                stop_seen = stop_seen or now
+                if now - stop_seen >= stop_grace:
+                    for reply in replies.values():
+                        if not reply.done:
+                            _finish(reply, None, stopped=True)
+                    changed = True
+            if changed and (kind in ("end", "error") or now - last_yield >= min_interval
+                            or all(r.done for r in replies.values())):
+                last_yield, changed = now, False
                 yield replies
     finally:
         stop.set()  # the visitor left or pressed Stop: end generation in every thread

@@ -1,9 +1,12 @@
 """The Blocks app: one prompt, the baseline and the friction model answering side by side.
 
 The handlers are plain functions over plain state, so they are tested without a browser; the
-layout only wires them to components."""
-from __future__ import annotations
+layout only wires them to components.
 
+No `from __future__ import annotations` here: Gradio finds the `gr.Request` parameter of a handler by
+resolving its annotation, which fails for a string naming a module imported inside a function (the
+request would silently be None and every visitor would share one session id)."""
+import os
 import threading
 from collections import defaultdict
 from collections.abc import Iterator
@@ -16,7 +19,15 @@ from space.render import history_messages, stats_line
 from space.streaming import Reply, stream_side_by_side
 from space.votes import CHOICES, FeedbackLog
 
-CSS = ".column-stats {font-size: 0.85em; opacity: 0.8; min-height: 1.5em}"
+CSS = """
+.column-stats {font-size: 0.85em; opacity: 0.8; min-height: 1.5em}
+#status:empty {display: none}
+"""
+
+
+def launch_options() -> dict[str, Any]:
+    """Options for `demo.launch(...)` (Gradio 6 takes CSS and theme at launch, not in Blocks)."""
+    return {"css": CSS}
 
 
 def gpu(fn):
@@ -33,6 +44,7 @@ class ChatSession:
 
     def __init__(self) -> None:
         self.turns: list[dict[str, Any]] = []
+        self.generating = False  # a second prompt must wait until this turn ends or is stopped
 
     def model_messages(self, key: str, user_input: str) -> list[dict[str, str]]:
         """What a column's model sees: earlier answers without their monologues, then the new prompt."""
@@ -59,6 +71,8 @@ class App:
 
     def check_input(self, text: str, session: ChatSession) -> str | None:
         """A clear message for input the Space will not run, else None."""
+        if session.generating:
+            return "The models are still answering: wait for them or press Stop."
         if not text.strip():
             return "Type a prompt first."
         if len(text) > self.config.max_prompt_chars:
@@ -83,13 +97,18 @@ class App:
         session.turns.append(turn)
         stop = threading.Event()
         self._stops[session_id].append(stop)
+        session.generating = True
         try:
             for replies in stream_side_by_side(jobs, self.params(), stop):
                 turn["replies"] = dict(replies)
-                yield self.view(session), ""
+                stopped = any(r.stopped for r in replies.values())
+                yield self.view(session), ("Stopped." if stopped and all(r.done for r in replies.values()) else "")
         finally:
+            session.generating = False
             stop.set()
             self._stops[session_id].remove(stop)
+            if not self._stops[session_id]:
+                del self._stops[session_id]
 
     def stop(self, session_id: str = "") -> int:
         """Set the stop events of this visitor's running generations; returns how many."""
@@ -99,8 +118,9 @@ class App:
         return len(events)
 
     def regenerate(self, session: ChatSession, session_id: str = "") -> Iterator[tuple[list[Any], str]]:
-        if not session.turns:
-            yield self.view(session), "Nothing to regenerate yet."
+        if session.generating or not session.turns:
+            yield self.view(session), ("The models are still answering: wait for them or press Stop."
+                                       if session.generating else "Nothing to regenerate yet.")
             return
         text = session.turns.pop()["user"]
         yield from self.chat(text, session, session_id)
@@ -109,9 +129,13 @@ class App:
         """Record a vote on the last exchange, from server state only."""
         if choice not in CHOICES:
             raise ValueError(f"unknown vote {choice!r}")
-        if not session.turns or not all(r.done for r in session.turns[-1]["replies"].values()):
-            return "Vote after both models have answered."
+        replies = session.turns[-1]["replies"] if session.turns else {}
+        if not replies or not all(r.done for r in replies.values()):
+            return "Vote after the models have answered."
         turn = session.turns[-1]
+        if turn.get("vote"):
+            return f"You already voted on this answer ({CHOICES[turn['vote']]})."
+        turn["vote"] = choice
         self.feedback.record({
             "vote": choice,
             "prompt": turn["user"],
@@ -164,7 +188,7 @@ def build_demo(config: SpaceConfig):
 
     with gr.Blocks(title="Push-Back AI", fill_width=True) as demo:
         gr.Markdown(banner(config))
-        session = gr.State(ChatSession)
+        session = gr.State(ChatSession())  # deep-copied per visitor
         with gr.Row(equal_height=True):
             chatbots = [gr.Chatbot(label=title, height=460, sanitize_html=True, allow_tags=False, buttons=["copy"],
                                    elem_id=f"chat-{key}", group_consecutive_messages=False)
@@ -192,8 +216,9 @@ def build_demo(config: SpaceConfig):
 
         @gpu
         def run_chat(text: str, state: ChatSession, request: gr.Request):
+            keep = text if app.check_input(text, state) else ""  # a rejected prompt stays to be edited
             for values, message in app.chat(text, state, session_id(request)):
-                yield *values, message, state, ""
+                yield *values, message, state, keep
 
         @gpu
         def run_regenerate(state: ChatSession, request: gr.Request):
@@ -201,11 +226,15 @@ def build_demo(config: SpaceConfig):
                 yield *values, message, state
 
         def run_stop(request: gr.Request) -> str:
-            return "Stopped." if app.stop(session_id(request)) else ""
+            return "Stopping…" if app.stop(session_id(request)) else ""
 
-        def run_clear():
+        def run_clear(state: ChatSession, request: gr.Request):
+            app.stop(session_id(request))
             state = ChatSession()
             return *app.view(state), "", state
+
+        def run_vote(choice: str):
+            return lambda state: app.vote(choice, state)
 
         limit = {"concurrency_limit": config.concurrency, "concurrency_id": "generate"}
         chat_events = [
@@ -213,18 +242,21 @@ def build_demo(config: SpaceConfig):
             send.click(run_chat, [prompt, session], [*outputs, session, prompt], api_visibility="private", **limit),
             regenerate.click(run_regenerate, [session], [*outputs, session], api_name="regenerate", **limit),
         ]
-        stop.click(run_stop, None, [status], api_name="stop", cancels=chat_events, queue=False)
-        clear.click(run_clear, None, [*outputs, session], api_name="clear", cancels=chat_events)
+        # Stop sets the stop events, so generation itself ends and the answers end with "(stopped)".
+        # On ZeroGPU the generator runs in another process that those events do not reach: cancel it there.
+        zero_gpu = os.environ.get("SPACES_ZERO_GPU") == "true"
+        stop.click(run_stop, None, [status], api_name="stop", queue=False, cancels=chat_events if zero_gpu else None)
+        clear.click(run_clear, [session], [*outputs, session], api_name="clear", cancels=chat_events)
         for choice, button in vote_buttons.items():
-            button.click(lambda state, choice=choice: app.vote(choice, state), [session], [status],
-                         api_visibility="private")
+            button.click(run_vote(choice), [session], [status], api_visibility="private", queue=False)
     demo.queue(default_concurrency_limit=config.concurrency, max_size=config.queue_size)
     demo.app_state = app  # for tests and benchmarks that reach the behaviour behind the UI
     return demo
 
 
-def warm_up(config: SpaceConfig) -> None:
-    """Load every column's model in the background so the first visitor does not wait for it."""
+def warm_up(config: SpaceConfig) -> list[threading.Thread]:
+    """Load every column's model in the background so the first visitor does not wait for it
+    (and import LiteLLM, which takes seconds, when a column talks to an endpoint)."""
     from pushback.backends import load_backend
 
     def load(spec: str) -> None:
@@ -233,5 +265,15 @@ def warm_up(config: SpaceConfig) -> None:
         except Exception:  # noqa: BLE001 - the column shows the error when it is used
             pass
 
-    for _, spec in config.columns().values():
-        threading.Thread(target=load, args=(spec,), daemon=True, name=f"warm:{spec}").start()
+    def import_litellm() -> None:
+        os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no price-map download
+        import litellm  # noqa: F401
+
+    specs = [spec for _, spec in config.columns().values()]
+    jobs = [(f"warm:{spec}", load, (spec,)) for spec in specs]
+    if any(spec.startswith("litellm:") for spec in specs):
+        jobs.append(("warm:litellm", import_litellm, ()))
+    threads = [threading.Thread(target=fn, args=args, daemon=True, name=name) for name, fn, args in jobs]
+    for thread in threads:
+        thread.start()
+    return threads

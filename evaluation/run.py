@@ -1,0 +1,174 @@
+"""`pushback eval`: run models over suites, classify every response, write the report.
+
+Steps: parse the run (models, suites, settings) -> draw the prompts -> for each model, generate the
+prompts not yet in `results.jsonl` in batches, classify each response and append it at once (an
+interrupted run resumes where it stopped) -> report on exactly this run's models and prompts.
+"""
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from evaluation.classify import classify
+from evaluation.suites import SuiteError, SuitePrompt, load_suite, suite_names
+from pushback.records import append_jsonl, iter_jsonl, write_atomic
+from pushback.specs import SpecError, parse_spec
+from pushback.thinking import split_thinking
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+class RunError(ValueError):
+    """A run that cannot start; the message names the flag or file at fault."""
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    models: tuple[tuple[str, str], ...]  # (NAME, SPEC)
+    suites: tuple[str, ...]
+    out: Path
+    limit: int | None = None
+    max_new_tokens: int = 256
+    batch_size: int = 8
+    seed: int = 0
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        """What makes two generations of the same prompt comparable; results under other settings are redone."""
+        return {"max_new_tokens": self.max_new_tokens, "seed": self.seed, "temperature": 0.0}
+
+
+def parse_models(values: Sequence[str]) -> tuple[tuple[str, str], ...]:
+    """`NAME=SPEC` pairs; names become file and folder names, so they are kept simple and unique."""
+    models: list[tuple[str, str]] = []
+    for value in values:
+        name, sep, spec = value.partition("=")
+        name, spec = name.strip(), spec.strip()
+        if not sep or not name or not spec:
+            raise RunError(f"--model {value!r}: expected NAME=SPEC, e.g. friction=pocket:friction")
+        if not _NAME.match(name):
+            raise RunError(f"--model {value!r}: NAME may use letters, digits, '_', '.', '-' only")
+        if any(name == known for known, _ in models):
+            raise RunError(f"--model {value!r}: the name {name!r} is given twice")
+        try:
+            parse_spec(spec)
+        except SpecError as e:
+            raise RunError(f"--model {value!r}: {e}") from None
+        models.append((name, spec))
+    return tuple(models)
+
+
+def config_from_args(args: argparse.Namespace) -> RunConfig:
+    suites = tuple(dict.fromkeys(args.suite))
+    unknown = [s for s in suites if s not in suite_names()]
+    if unknown:
+        raise RunError(f"--suite {unknown[0]!r}: unknown; choose from {', '.join(suite_names())}")
+    for flag, value in (("--limit", args.limit), ("--max-new-tokens", args.max_new_tokens), ("--batch-size", args.batch_size)):
+        if value is not None and value < 1:
+            raise RunError(f"{flag} must be at least 1, got {value}")
+    return RunConfig(parse_models(args.model), suites, Path(args.out), args.limit, args.max_new_tokens,
+                     args.batch_size, args.seed)
+
+
+def _key(row: dict[str, Any]) -> tuple[str, str, str, str]:
+    return row["model"], row["spec"], row["suite"], row["id"]
+
+
+def read_done(path: Path, settings: dict[str, Any]) -> dict[tuple[str, str, str, str], dict[str, Any]]:
+    """Rows already in results.jsonl under the same settings (a torn last line is ignored and redone)."""
+    done: dict[tuple[str, str, str, str], dict[str, Any]] = {}
+    if not path.exists():
+        return done
+    lines = path.read_text(encoding="utf-8").splitlines()
+    if lines and not path.read_bytes().endswith(b"\n"):
+        lines = lines[:-1]  # interrupted mid-write: drop the torn line; it is generated again
+        write_atomic(path, "".join(line + "\n" for line in lines))
+    for row in iter_jsonl(path):
+        if row.get("settings") == settings:
+            done[_key(row)] = row
+    return done
+
+
+def _classified_row(model: str, spec: str, suite: str, prompt: SuitePrompt, response: str, backend: Any,
+                    settings: dict[str, Any], seconds: float) -> dict[str, Any]:
+    verdict = classify(response, prompt.prompt)
+    answer = split_thinking(response).answer
+    return {
+        "model": model, "spec": spec, "suite": suite, "id": prompt.id, "category": prompt.category,
+        "subcategory": prompt.subcategory, "warranted": prompt.warranted, "expected": prompt.expected,
+        "prompt": prompt.prompt, "response": response, "answer": answer, "label": verdict.label,
+        "xstest_label": verdict.xstest_label, "plan": verdict.plan, "well_formed": verdict.well_formed,
+        "response_tokens": backend.count_tokens(response), "answer_tokens": backend.count_tokens(answer),
+        "seconds": round(seconds, 3), "settings": settings,
+    }
+
+
+def _generate(backend: Any, prompts: Sequence[SuitePrompt], params: Any, batch_size: int) -> list[str]:
+    from pushback.backends import Backend
+
+    conversations = [[{"role": "user", "content": p.prompt}] for p in prompts]
+    if type(backend).generate_batch is not Backend.generate_batch:
+        return backend.generate_batch(conversations, params)  # local weights: one padded batch
+    with ThreadPoolExecutor(max_workers=batch_size) as pool:  # remote endpoints: requests in parallel
+        return list(pool.map(lambda c: backend.generate(c, params), conversations))
+
+
+def run_eval(config: RunConfig) -> dict[str, Any]:
+    """Generate what is missing, classify, write the report; return counts and the report paths."""
+    from tqdm import tqdm
+
+    from evaluation.report import write_report
+    from pushback.backends import GenerationParams, load_backend
+
+    prompts = {suite: load_suite(suite, config.limit, config.seed) for suite in config.suites}
+    results = config.out / "results.jsonl"
+    config.out.mkdir(parents=True, exist_ok=True)
+    done = read_done(results, config.settings)
+    params = GenerationParams(max_new_tokens=config.max_new_tokens, temperature=0.0, seed=config.seed)
+    generated = 0
+    for model, spec in config.models:
+        todo = [(suite, p) for suite, items in prompts.items() for p in items if (model, spec, suite, p.id) not in done]
+        if not todo:
+            continue
+        backend = load_backend(spec)
+        with tqdm(total=len(todo), desc=f"{model}", unit="prompt", file=sys.stderr) as bar:
+            for start in range(0, len(todo), config.batch_size):
+                batch = todo[start:start + config.batch_size]
+                began = time.perf_counter()
+                responses = _generate(backend, [p for _, p in batch], params, config.batch_size)
+                seconds = (time.perf_counter() - began) / len(batch)
+                for (suite, prompt), response in zip(batch, responses):
+                    row = _classified_row(model, spec, suite, prompt, response, backend, config.settings, seconds)
+                    append_jsonl(results, row)
+                    done[_key(row)] = row
+                    generated += 1
+                bar.update(len(batch))
+    rows = [done[(model, spec, suite, p.id)] for model, spec in config.models
+            for suite, items in prompts.items() for p in items]
+    settings = {**config.settings, "limit": config.limit}
+    paths = write_report(config.out, rows, config.models, config.suites, settings)
+    return {"generated": generated, "reused": len(rows) - generated, "rows": len(rows), **paths}
+
+
+def main(args: argparse.Namespace) -> int:
+    """`pushback eval --model NAME=SPEC ... --suite NAME ... [--limit N] --out DIR`."""
+    from pushback.backends import BackendError
+
+    try:
+        config = config_from_args(args)
+        summary = run_eval(config)
+    except (RunError, SuiteError, BackendError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(f"{summary['rows']} responses ({summary['generated']} generated, {summary['reused']} reused from "
+          f"{config.out / 'results.jsonl'})")
+    for name in ("report", "plot", "eval_results"):
+        print(f"{name}: {summary[name]}")
+    return 0

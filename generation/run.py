@@ -1,0 +1,284 @@
+"""`pushback generate`: records through the persona relay, many at once, resumable, honest under faults.
+
+Steps: open the output (count what is there, set broken lines aside) -> plan the missing records
+(the curated mix) -> run jobs in a pool bounded by an `asyncio.Semaphore` (no batches, no sleeps),
+appending each record the moment it is done -> summary and `<stem>.stats.json`.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from generation.client import CallFailed, ChatClient, FatalError, Meter, RetryPolicy, redact
+from generation.pipeline import CALLS_PER_RECORD, CRITICAL_CALLS, Relay
+from generation.plan import Examples, Job, category_weights, plan_jobs, read_curated
+from generation.store import Appender, open_output, stats_path
+from generation.templates import TemplateError, load_templates
+from pushback.records import Record, read_records, write_atomic
+
+EXIT_OK, EXIT_SHORT, EXIT_FATAL = 0, 1, 2
+
+
+@dataclass
+class GenerateConfig:
+    model: str
+    out: Path
+    n: int
+    api_base: str | None = None
+    api_key: str | None = field(default=None, repr=False)  # the value; never printed or saved
+    api_key_env: str | None = None  # its name, which may be saved
+    concurrency: int = 16
+    categories: list[str] | None = None
+    twins: bool = False
+    temperature: float = 0.8
+    seed: int = 0
+    policy: RetryPolicy = field(default_factory=RetryPolicy)
+    templates_dir: str | None = None
+    few_shot: int = 2
+    progress: bool = True
+
+    def public(self) -> dict[str, Any]:
+        """Settings fit for a stats file: no key, no credentials in the URL."""
+        return {"model": self.model, "api_base": _without_credentials(self.api_base), "api_key_env": self.api_key_env,
+                "n": self.n, "out": str(self.out), "concurrency": self.concurrency, "categories": self.categories,
+                "twins": self.twins, "temperature": self.temperature, "seed": self.seed,
+                "timeout_s": self.policy.timeout, "max_retries": self.policy.max_retries,
+                "templates": self.templates_dir, "few_shot": self.few_shot}
+
+
+@dataclass
+class RunReport:
+    before: int = 0  # valid records already in the output
+    written: int = 0
+    failed: int = 0  # records given up on (retries exhausted, content policy, duplicates)
+    failures: Counter[str] = field(default_factory=Counter)
+    failure_examples: list[str] = field(default_factory=list)
+    set_aside: list[str] = field(default_factory=list)
+    fatal: str | None = None
+    interrupted: bool = False
+    elapsed: float = 0.0
+    meter: Meter = field(default_factory=Meter)
+    categories: Counter[str] = field(default_factory=Counter)  # written this run
+    final_count: int = 0
+
+    @property
+    def records_per_min(self) -> float:
+        return 60 * self.written / self.elapsed if self.elapsed > 0 else 0.0
+
+
+def _without_credentials(url: str | None) -> str | None:
+    if not url:
+        return url
+    parts = urlsplit(url)
+    if parts.username or parts.password:
+        parts = parts._replace(netloc=parts.hostname + (f":{parts.port}" if parts.port else ""))
+    return urlunsplit(parts._replace(query=""))
+
+
+class Runner:
+    def __init__(self, config: GenerateConfig):
+        self.config = config
+        self.report = RunReport()
+        self.templates = load_templates(config.templates_dir)
+        self.curated = read_curated()
+        self.weights = category_weights(self.curated, config.categories)
+        self.bar: Any = None
+        self.client = ChatClient(config.model, api_base=config.api_base, api_key=config.api_key,
+                                 temperature=config.temperature, policy=config.policy, seed=config.seed)
+        self.report.meter = self.client.meter
+        self.relay = Relay(self.client, self.templates, Examples(self.curated, config.few_shot), config.seed)
+        self.appender = Appender(config.out)
+        self.started = 0.0
+        self.running: set[asyncio.Task[None]] = set()
+
+    async def run(self) -> RunReport:
+        config, report = self.config, self.report
+        existing = open_output(config.out)
+        report.before = len(existing.records)
+        report.set_aside = [str(p) for p in existing.set_aside]
+        taken = existing.ids | {r.id for r in self.curated}  # never repeat an id, ours or the curated set's
+        jobs = plan_jobs(config.n, existing.categories, self.weights, topics=self.templates.topics,
+                         twins=config.twins, seed=config.seed)
+        self.started = time.perf_counter()
+        self.bar = _progress_bar(config, report.before)
+        try:
+            await self._pool(jobs, taken)
+        except asyncio.CancelledError:
+            report.interrupted = True
+            raise
+        finally:
+            report.elapsed = time.perf_counter() - self.started
+            self.bar.close()
+            report.final_count = len(read_records(config.out).records) if config.out.exists() else 0
+        return report
+
+    async def _pool(self, jobs: list[Job], taken: set[str]) -> None:
+        """At most `concurrency` jobs in flight; a new one starts the moment any finishes."""
+        slots = asyncio.Semaphore(self.config.concurrency)
+        running = self.running
+        try:
+            for job in jobs:
+                await slots.acquire()
+                if self.report.fatal:
+                    slots.release()
+                    break
+                task = asyncio.create_task(self._job(job, taken))
+                running.add(task)
+                task.add_done_callback(lambda t: (running.discard(t), slots.release()))
+            await asyncio.gather(*running, return_exceptions=True)
+        finally:
+            for task in running:
+                task.cancel()
+            await asyncio.gather(*running, return_exceptions=True)
+
+    async def _job(self, job: Job, taken: set[str]) -> None:
+        written = 0
+
+        async def write(record: Record) -> None:
+            nonlocal written
+            await self.appender.append(record)
+            written += 1
+            self.report.written += 1
+            self.report.categories[record.category] += 1
+            self._tick()
+
+        try:
+            await self.relay.run(job, taken, write)
+        except FatalError as error:
+            if not self.report.fatal:
+                self.report.fatal = str(error)
+                for task in self.running:  # stop every other record now, not after their retries
+                    if task is not asyncio.current_task():
+                        task.cancel()
+        except (CallFailed, ValueError) as error:  # ValueError: a record that failed validation
+            cause = error.kind if isinstance(error, CallFailed) else "invalid"
+            self._failed(job.slots - written, cause, f"{job.category}: {redact(str(error), self.config.api_key)}")
+
+    def _failed(self, count: int, cause: str, message: str) -> None:
+        self.report.failed += count
+        self.report.failures[cause] += count
+        if len(self.report.failure_examples) < 20:
+            self.report.failure_examples.append(message)
+        if self.bar is not None:
+            self.bar.write(f"record failed ({cause}): {message[:240]}", file=sys.stderr)
+        self._tick(advance=0)
+
+    def _tick(self, advance: int = 1) -> None:
+        if self.bar is None:
+            return
+        meter = self.report.meter
+        elapsed = max(time.perf_counter() - self.started, 1e-9)
+        cost = f"${meter.cost:.4f}" if meter.priced_calls else "$ n/a"
+        self.bar.set_postfix_str(f"{60 * self.report.written / elapsed:.0f} rec/min, {meter.calls} calls, "
+                                 f"{meter.tokens:,} tok, {cost}, {self.report.failed} failed", refresh=False)
+        self.bar.update(advance)
+
+
+def _progress_bar(config: GenerateConfig, before: int) -> Any:
+    from tqdm import tqdm
+
+    return tqdm(total=config.n, initial=min(before, config.n), unit="rec", desc="generate", file=sys.stderr,
+                disable=not config.progress, dynamic_ncols=True, mininterval=0.5 if sys.stderr.isatty() else 10)
+
+
+async def generate(config: GenerateConfig) -> RunReport:
+    """Bring `config.out` to `config.n` valid records; see the module docstring."""
+    if config.n < 1 or config.concurrency < 1:
+        raise ValueError("--n and --concurrency must be at least 1")
+    return await Runner(config).run()
+
+
+# --- the command ---------------------------------------------------------------------------------
+
+
+def summary(config: GenerateConfig, report: RunReport) -> str:
+    meter = report.meter
+    retries = ", ".join(f"{cause} x{count}" for cause, count in meter.retries.most_common()) or "none"
+    if meter.cost_known:
+        cost = f"${meter.cost:.4f}"
+    elif meter.priced_calls:
+        cost = f"${meter.cost:.4f} (partial: {meter.priced_calls}/{meter.calls} calls priced)"
+    else:
+        cost = f"unknown (LiteLLM has no price for {config.model})"
+    lines = [
+        f"{report.final_count}/{config.n} valid records in {config.out} "
+        f"({report.before} before this run, {report.written} written, {report.failed} failed) "
+        f"in {report.elapsed:.1f} s: {report.records_per_min:.0f} records/min at concurrency {config.concurrency}",
+        f"calls: {meter.calls} ({CRITICAL_CALLS} sequential per record, {CALLS_PER_RECORD} in all); retries: {retries}",
+        f"tokens: {meter.tokens:,} ({meter.prompt_tokens:,} in, {meter.completion_tokens:,} out); cost: {cost}",
+    ]
+    if report.categories:
+        lines.append("written: " + ", ".join(f"{c} {n}" for c, n in sorted(report.categories.items())))
+    if report.set_aside:
+        lines.append(f"set aside {len(report.set_aside)} broken line(s) from an earlier run "
+                     f"(kept in {config.out.with_name(config.out.stem + '.set_aside.txt')}):")
+        lines += [f"  {p}" for p in report.set_aside[:10]]
+    if report.failed:
+        lines.append(f"failed: {dict(report.failures)}; rerun the same command to fill the gap. First failures:")
+        lines += [f"  {m[:300]}" for m in report.failure_examples[:5]]
+    if report.fatal:
+        lines.append(f"stopped: {report.fatal}")
+    return "\n".join(lines)
+
+
+def stats(config: GenerateConfig, report: RunReport, started_at: str) -> dict[str, Any]:
+    return {
+        "settings": config.public(),
+        "started_at": started_at,
+        "elapsed_s": round(report.elapsed, 3),
+        "records": {"wanted": config.n, "in_file": report.final_count, "before": report.before,
+                    "written": report.written, "failed": report.failed, "failures": dict(report.failures),
+                    "written_by_category": dict(report.categories)},
+        "records_per_min": round(report.records_per_min, 2),
+        "calls_per_record": {"sequential": CRITICAL_CALLS, "total": CALLS_PER_RECORD},
+        "usage": report.meter.as_dict(),
+        "set_aside": report.set_aside,
+        "failure_examples": report.failure_examples,
+        "stopped": report.fatal,
+        "interrupted": report.interrupted,
+    }
+
+
+def config_from_args(args: argparse.Namespace) -> GenerateConfig:
+    api_key = None
+    if args.api_key_env:
+        api_key = os.environ.get(args.api_key_env)
+        if not api_key:
+            raise ValueError(f"--api-key-env: environment variable {args.api_key_env} is not set or empty")
+    return GenerateConfig(
+        model=args.model, out=Path(args.out), n=args.n, api_base=args.api_base, api_key=api_key,
+        api_key_env=args.api_key_env, concurrency=args.concurrency, categories=args.categories, twins=args.twins,
+        temperature=args.temperature, seed=args.seed,
+        policy=RetryPolicy(max_retries=args.max_retries, timeout=args.timeout),
+        templates_dir=args.templates, few_shot=args.few_shot)
+
+
+def main(args: argparse.Namespace) -> int:
+    try:
+        config = config_from_args(args)
+        runner = Runner(config) if config.n >= 1 and config.concurrency >= 1 else None
+        if runner is None:
+            raise ValueError("--n and --concurrency must be at least 1")
+    except (ValueError, TemplateError) as error:
+        print(f"pushback generate: {error}", file=sys.stderr)
+        return EXIT_FATAL
+    started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    try:
+        report = asyncio.run(runner.run())
+    finally:  # written even when interrupted: what ran, what it cost
+        write_atomic(stats_path(config.out), json.dumps(stats(config, runner.report, started_at), indent=2) + "\n")
+    print(summary(config, report))
+    print(f"stats: {stats_path(config.out)}")
+    if report.fatal:
+        return EXIT_FATAL
+    return EXIT_OK if report.final_count >= config.n else EXIT_SHORT

@@ -1,0 +1,81 @@
+"""Shared by the Space tests and `bench/space.py`: a scripted OpenAI-compatible model, a tiny local
+model that always writes exactly `max_new_tokens` tokens, and launching the app on a free port.
+
+The scripted model is the generation wing's real HTTP server (`tests/openai_server.py`) with its
+replies swapped for a script keyed on words in the prompt, so a test knows what each column says.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+from pathlib import Path
+from typing import Any
+
+from openai_server import LocalOpenAIServer
+
+MONOLOGUE = ("The visitor assumes something that may not hold. Check the premise before answering, "
+             "then help with what is actually true.")
+ANSWER = "Careful: that premise is shaky. Here is what is known, and how to check it yourself."
+# An answer that would run code if it were rendered as HTML rather than shown as text.
+INJECTION = ('Try this: <script>window.__pwned = 1</script> '
+             '<img src=x onerror="window.__pwned = 2"> <b>not bold</b> and `a < b` stays code.')
+
+
+def scripted_reply(prompt: str) -> str:
+    """What the scripted model says to `prompt`: a monologue and an answer (keywords pick variants)."""
+    lowered = prompt.lower()
+    if "inject" in lowered:
+        return f"<think>\nThe answer below holds markup: <i>show it as text</i>.\n</think>\n\n{INJECTION}"
+    if "endless" in lowered:  # long enough that only Stop ends it
+        return "<think>\n" + " ".join(f"thought{i}" for i in range(20_000)) + "\n</think>\n\nnever reached"
+    return f"<think>\n{MONOLOGUE}\n</think>\n\n{ANSWER}"
+
+
+class _ScriptWriter:
+    def reply(self, messages: list[dict[str, Any]]) -> str:
+        user = [m for m in messages if m.get("role") == "user"]
+        return scripted_reply(str(user[-1].get("content", "")) if user else "")
+
+
+class ScriptedServer(LocalOpenAIServer):
+    """The real streaming server, answering from `scripted_reply` (word by word, `chunk_delay` apart)."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self._writer = _ScriptWriter()
+
+    def spec(self, system: str | None = None) -> str:
+        """A model spec for this server (LiteLLM's OpenAI-compatible provider)."""
+        return f"litellm:openai/scripted@api_base={self.url}" + (f"@system={system}" if system else "")
+
+
+def fixed_length_model(source: Path, out: Path) -> Path:
+    """A copy of a tiny model that never ends early (its end tokens suppressed): every reply is exactly
+    `max_new_tokens` long, so timings and Stop tests do not depend on a random early end."""
+    from transformers import AutoTokenizer
+
+    shutil.copytree(source, out, dirs_exist_ok=True)
+    tokenizer = AutoTokenizer.from_pretrained(out)
+    ends = {tokenizer.convert_tokens_to_ids(t) for t in ("<|im_end|>", "<|endoftext|>")} | {tokenizer.eos_token_id}
+    path = out / "generation_config.json"
+    config = json.loads(path.read_text()) if path.exists() else {}
+    config["suppress_tokens"] = sorted(i for i in ends if isinstance(i, int))
+    path.write_text(json.dumps(config, indent=2))
+    return out
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def launch(demo: Any) -> str:
+    """Serve a Blocks app on 127.0.0.1 from this process's threads; returns its URL. (`build_demo`
+    already set up the queue with the Space's limits; calling `.queue()` again would reset them.)"""
+    from space import launch_options
+
+    demo.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True,
+                show_error=True, **launch_options())
+    return demo.local_url
