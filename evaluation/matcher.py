@@ -130,3 +130,30 @@ class Lexicon:
                     found.setdefault(entry.family, []).append(position)
                     reach[entry.family] = max(match.end(), position + 1)
         return found
+
+
+def scan_plain(families: Mapping[str, Sequence[str]], text: str, sentence_starts: Sequence[int] = (0,)
+               ) -> dict[str, list[int]]:
+    """What `Lexicon.scan` returns, found the slow way: every alternative tried at every word.
+
+    The reference that tests and `bench/classify.py` hold the first-word index against.
+    """
+    positions = [m.start() for m in TOKEN.finditer(text)]
+    first_of_sentence = {min((p for p in positions if p >= s), default=-1) for s in sentence_starts}
+    compiled = {family: [(a.startswith("^"), re.compile(f"(?:{a.removeprefix('^')})", re.IGNORECASE))
+                         for a in alternatives] for family, alternatives in families.items()}
+    found: dict[str, list[int]] = {}
+    for family, alternatives in compiled.items():
+        reach = -1
+        for position in positions:
+            if position < reach:
+                continue
+            for start_only, pattern in alternatives:
+                if start_only and position not in first_of_sentence:
+                    continue
+                match = pattern.match(text, position)
+                if match:
+                    found.setdefault(family, []).append(position)
+                    reach = max(match.end(), position + 1)
+                    break
+    return found

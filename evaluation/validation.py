@@ -1,9 +1,12 @@
-"""Validation of the classifier against people: XSTest's human labels (`final_label`).
+"""Validation of the classifier against people.
 
-The split is fixed: the rules were tuned on the `gpt4` completions only; `llama2new` and `llama2orig`
-(another model family, with and without its safety system prompt) are held out and were scored only
-after the rules were frozen. Agreement is reported per family, on comply vs any refusal (binary) and
-on the three classes.
+1. XSTest's human labels (`final_label`). The split is fixed: the rules were tuned on the `gpt4`
+   completions only; `llama2new` and `llama2orig` (another model family, with and without its safety
+   system prompt) are held out. Agreement is reported per family, on comply vs any refusal (binary)
+   and on the three classes.
+2. The curated set: final answers should get their record's `expected` label and baseline answers
+   `comply`. Tuned on the train split only; the figure is the test split the dataset build uses
+   (`split_records(records, test_size=0.1, seed=0)`).
 """
 from __future__ import annotations
 
@@ -13,8 +16,10 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from evaluation.classify import XSTEST_LABELS, classify
-from pushback.paths import SUITES_DIR
+from evaluation.classify import LABELS, XSTEST_LABELS, classify
+from pushback.paths import SUITES_DIR, curated_files
+from pushback.records import load_records
+from pushback.splits import split_records
 
 XSTEST_DIR = SUITES_DIR / "xstest"
 TUNING_FAMILY = "gpt4"
@@ -102,8 +107,47 @@ def format_confusion(result: Agreement) -> str:
     return f"{result.family} ({result.role}):\n" + "\n".join("  " + r for r in rows)
 
 
+@dataclass(frozen=True)
+class CuratedAgreement:
+    split: str
+    n: int
+    accuracy: float
+    by_kind: dict[str, tuple[int, int]]  # "final:hedge" / "baseline:comply" -> (right, total)
+    confusion: dict[tuple[str, str], int]  # (kind:expected, classifier label) -> count
+
+
+def curated_agreement(split: str = "test") -> CuratedAgreement:
+    """Final answers against their `expected` label, baseline answers against `comply`."""
+    train, test = split_records(load_records(curated_files()), test_size=0.1, seed=0)
+    pairs = []
+    for r in {"train": train, "test": test}[split]:
+        pairs.append((f"final:{r.expected}", r.expected, classify(r.final_answer, r.user_input).label))
+        pairs.append(("baseline:comply", "comply", classify(r.baseline_answer, r.user_input).label))
+    by_kind: dict[str, tuple[int, int]] = {}
+    for kind, wanted, got in pairs:
+        right, total = by_kind.get(kind, (0, 0))
+        by_kind[kind] = (right + (wanted == got), total + 1)
+    n = len(pairs)
+    return CuratedAgreement(split, n, sum(w == g for _, w, g in pairs) / max(n, 1), dict(sorted(by_kind.items())),
+                            dict(Counter((kind, got) for kind, _, got in pairs)))
+
+
+def format_curated(result: CuratedAgreement) -> str:
+    lines = [f"| curated {result.split} split | n | agreement | " + " | ".join(LABELS) + " |",
+             "|---|---:|---:|" + "---:|" * len(LABELS)]
+    for kind, (right, total) in result.by_kind.items():
+        cells = [str(result.confusion.get((kind, label), 0)) for label in LABELS]
+        lines.append(f"| {kind} | {total} | {100 * right / total:.1f}% | " + " | ".join(cells) + " |")
+    finals = [(r, t) for k, (r, t) in result.by_kind.items() if k.startswith("final:")]
+    right, total = sum(r for r, _ in finals), sum(t for _, t in finals)
+    lines.append(f"| final answers | {total} | {100 * right / max(total, 1):.1f}% |" + " |" * len(LABELS))
+    lines.append(f"| **all** | {result.n} | {100 * result.accuracy:.1f}% |" + " |" * len(LABELS))
+    return "\n".join(lines)
+
+
 def main_xstest(paths: list[str]) -> int:
-    """`pushback classify --xstest [CSV ...]`: agreement with XSTest's human labels, per family."""
+    """`pushback classify --xstest [CSV ...]`: agreement with XSTest's human labels per family, and with
+    the curated test split."""
     files = [Path(p) for p in paths] or default_files()
     if not files:
         print(f"error: no XSTest completion files given and none in {XSTEST_DIR}")
@@ -116,4 +160,7 @@ def main_xstest(paths: list[str]) -> int:
     print(format_table(results))
     print()
     print("\n\n".join(format_confusion(r) for r in results))
+    if curated_files():
+        print()
+        print(format_curated(curated_agreement("test")))
     return 0

@@ -157,6 +157,15 @@ def _brief(error: BaseException, secret: str | None = None) -> str:
     return f"{type(error).__name__}: {text[:300]}"
 
 
+def _hint(error: BaseException, litellm: Any) -> str:
+    if isinstance(error, litellm.AuthenticationError):
+        return (" -- check the key: --api-key-env VAR, or the provider's own variable "
+                "(OPENAI_API_KEY, ANTHROPIC_API_KEY ...)")
+    if isinstance(error, litellm.NotFoundError):
+        return " -- check the model name and --api-base"
+    return ""
+
+
 class ChatClient:
     """Plain-text chat completions (no tools, no response_format), so every provider works."""
 
@@ -197,18 +206,18 @@ class ChatClient:
                 return accept(text) if accept else text
             except asyncio.CancelledError:
                 raise
-            except Exception as error:  # noqa: BLE001 - classified below, never turned into text
-                kind = _kind(error, self.litellm)
+            except Exception as error:  # classified below; never turned into text
+                kind, brief = _kind(error, self.litellm), _brief(error, self.api_key)
                 if kind == "fatal":
-                    raise FatalError(f"{self.model}: {_brief(error, self.api_key)}") from error
+                    raise FatalError(f"{self.model}: {brief}{_hint(error, self.litellm)}") from error
                 if kind == "record":
                     self.meter.failed_calls += 1
-                    raise CallFailed(f"{self.model}: {_brief(error, self.api_key)}", "content_policy") from error
+                    raise CallFailed(f"{self.model}: {brief}", "content_policy") from error
                 cause = kind.split(":", 1)[1]
                 if attempt == self.policy.max_retries:
                     self.meter.failed_calls += 1
-                    raise CallFailed(f"{self.model}: gave up after {attempt + 1} attempts; last: {_brief(error, self.api_key)}",
-                                     cause) from error
+                    message = f"{self.model}: gave up after {attempt + 1} attempts; last: {brief}"
+                    raise CallFailed(message, cause) from error
                 self.meter.retries[cause] += 1
                 wait = self.policy.backoff(attempt, self.rng)
                 asked = retry_after(error) if cause == "429" else None

@@ -155,14 +155,21 @@ class Runner:
         try:
             await self.relay.run(job, taken, write)
         except FatalError as error:
-            if not self.report.fatal:
-                self.report.fatal = str(error)
-                for task in self.running:  # stop every other record now, not after their retries
-                    if task is not asyncio.current_task():
-                        task.cancel()
+            self._stop(str(error))
         except (CallFailed, ValueError) as error:  # ValueError: a record that failed validation
             cause = error.kind if isinstance(error, CallFailed) else "invalid"
             self._failed(job.slots - written, cause, f"{job.category}: {redact(str(error), self.config.api_key)}")
+        except Exception as error:  # noqa: BLE001 - e.g. the output cannot be written: stop, and say why
+            self._stop(f"{type(error).__name__}: {redact(str(error), self.config.api_key)}")
+
+    def _stop(self, reason: str) -> None:
+        """Record the first fatal reason and cancel every record in flight, now rather than after retries."""
+        if self.report.fatal:
+            return
+        self.report.fatal = reason
+        for task in self.running:
+            if task is not asyncio.current_task():
+                task.cancel()
 
     def _failed(self, count: int, cause: str, message: str) -> None:
         self.report.failed += count
@@ -211,9 +218,9 @@ def summary(config: GenerateConfig, report: RunReport) -> str:
     else:
         cost = f"unknown (LiteLLM has no price for {config.model})"
     lines = [
-        f"{report.final_count}/{config.n} valid records in {config.out} "
-        f"({report.before} before this run, {report.written} written, {report.failed} failed) "
-        f"in {report.elapsed:.1f} s: {report.records_per_min:.0f} records/min at concurrency {config.concurrency}",
+        (f"{report.final_count}/{config.n} valid records in {config.out} "
+         f"({report.before} before this run, {report.written} written, {report.failed} failed) "
+         f"in {report.elapsed:.1f} s: {report.records_per_min:.0f} records/min at concurrency {config.concurrency}"),
         f"calls: {meter.calls} ({CRITICAL_CALLS} sequential per record, {CALLS_PER_RECORD} in all); retries: {retries}",
         f"tokens: {meter.tokens:,} ({meter.prompt_tokens:,} in, {meter.completion_tokens:,} out); cost: {cost}",
     ]

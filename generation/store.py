@@ -50,7 +50,7 @@ def open_output(out: Path) -> Existing:
     keep = list(result.records)
     # A benign twin whose original was set aside would point at nothing: set it aside too.
     kept_ids = {r.id for r in keep}
-    for number, record in zip(result.line_numbers, result.records):
+    for number, record in zip(result.line_numbers, result.records, strict=True):
         if record.metadata.twin_of and record.metadata.twin_of not in kept_ids:
             bad.add(number)
             result.problems.append(Problem(str(out), number, "metadata.twin_of", "its original is not in the file"))
@@ -78,4 +78,9 @@ class Appender:
 
     async def append(self, record: Record) -> None:
         async with self._lock:
-            await asyncio.to_thread(append_jsonl, self.out, record)
+            write = asyncio.ensure_future(asyncio.to_thread(append_jsonl, self.out, record))
+            try:
+                await asyncio.shield(write)
+            except asyncio.CancelledError:
+                await write  # finish the line already started (and keep the lock) before giving up
+                raise

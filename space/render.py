@@ -4,6 +4,7 @@ Everything a model or a visitor wrote is HTML-escaped before display: shown as t
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -12,8 +13,23 @@ from space.streaming import Reply
 MONOLOGUE_TITLE = "Inner monologue"
 
 
+# Markdown code: fenced blocks (to their closing fence, or the end while streaming) and inline spans.
+# Their content is already shown literally by the Markdown renderer, so escaping it would show "&lt;".
+_CODE = re.compile(r"^ {0,3}(`{3,}|~{3,})[^\n]*\n.*?(?:^ {0,3}\1[ \t]*$|\Z)"  # fenced block
+                   r"|(?<!`)(`+)(?!`)(?:(?!\n[ \t]*\n).)+?(?<!`)\2(?!`)",  # inline span, within a paragraph
+                   re.MULTILINE | re.DOTALL)
+
+
 def as_text(text: str) -> str:
-    return html.escape(text, quote=False)
+    """Model or visitor text, shown as text: HTML outside Markdown code is escaped, so a `<script>`
+    is displayed and never run; code keeps its `<` (the renderer shows code literally). The Chatbot's
+    HTML sanitizer stays on behind this."""
+    out, last = [], 0
+    for code in _CODE.finditer(text):
+        out += [html.escape(text[last:code.start()], quote=False), code.group(0)]
+        last = code.end()
+    out.append(html.escape(text[last:], quote=False))
+    return "".join(out)
 
 
 def reply_messages(reply: Reply) -> list[dict[str, Any]]:

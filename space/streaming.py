@@ -12,16 +12,13 @@ from pushback.backends import Backend, GenerationParams, load_backend
 from pushback.chat import Message
 from pushback.thinking import Split, ThinkParser
 
-_DONE = object()
-
-
 @dataclass
 class Reply:
     """One model's reply while it streams, and its figures once it ends."""
 
     key: str
     spec: str
-    started: float = field(default_factory=time.perf_counter)
+    started: float = field(default_factory=time.perf_counter)  # reset when the model is loaded and asked
     first_token: float | None = None
     ended: float | None = None
     raw: str = ""
@@ -38,6 +35,7 @@ class Reply:
 
     @property
     def ttft(self) -> float | None:
+        """Seconds from asking the (loaded) model to its first text."""
         return None if self.first_token is None else self.first_token - self.started
 
     @property
@@ -50,26 +48,30 @@ class Reply:
 
 def _pump(key: str, spec: str, messages: Sequence[Message], params: GenerationParams,
           stop: threading.Event, out: queue.Queue, loader: Callable[[str], Backend]) -> None:
+    """One side: load, stream, and report each step as (key, kind, value, when) into `out`."""
+    def put(kind: str, value: object) -> None:
+        out.put((key, kind, value, time.perf_counter()))
+
     try:
         backend = loader(spec)
-        out.put((key, "backend", backend))
+        put("backend", backend)
         stream = backend.stream(messages, params, stop=stop)
-        out.put((key, "opened", stream.opened))
+        put("opened", stream.opened)
         for chunk in stream:
-            out.put((key, "chunk", chunk))
+            put("chunk", chunk)
     except Exception as e:  # noqa: BLE001 - shown in this column; the others keep going
-        out.put((key, "error", f"{type(e).__name__}: {e}"))
+        put("error", f"{type(e).__name__}: {e}")
     finally:
-        out.put((key, "end", _DONE))
+        put("end", None)
 
 
-def _finish(reply: Reply, backend: Backend | None, stopped: bool) -> None:
+def _finish(reply: Reply, backend: Backend | None, stopped: bool, when: float) -> None:
     reply.split = reply.parser.close()
     reply.stopped = stopped and reply.error is None
     if backend is not None:
         reply.monologue_tokens = backend.count_tokens(reply.split.monologue)
         reply.answer_tokens = backend.count_tokens(reply.split.answer)
-    reply.ended = time.perf_counter()
+    reply.ended = when
 
 
 def stream_side_by_side(jobs: dict[str, tuple[str, Sequence[Message]]], params: GenerationParams,
@@ -90,33 +92,33 @@ def stream_side_by_side(jobs: dict[str, tuple[str, Sequence[Message]]], params: 
         yield replies  # the prompt shows at once, with placeholders, while models load
         while not all(r.done for r in replies.values()):
             try:
-                key, kind, value = events.get(timeout=min_interval)
+                key, kind, value, when = events.get(timeout=min_interval)
             except queue.Empty:
                 kind = None
             else:
                 reply = replies[key]
                 changed = True
-                if kind == "opened" and value:
+                if kind == "backend":
+                    backends[key], reply.started = value, when
+                elif kind == "opened" and value:
                     reply.parser = ThinkParser(opened=True)
                     reply.split = reply.parser.split()
                 elif kind == "chunk":
                     if reply.first_token is None:
-                        reply.first_token = time.perf_counter()
+                        reply.first_token = when
                     reply.raw += value
                     reply.split = reply.parser.feed(value)
-                elif kind == "backend":
-                    backends[key] = value
                 elif kind == "error":
                     reply.error = value
                 elif kind == "end":
-                    _finish(reply, backends.get(key), stop.is_set())
+                    _finish(reply, backends.get(key), stop.is_set(), when)
             now = time.perf_counter()
             if stop.is_set():
                 stop_seen = stop_seen or now
                 if now - stop_seen >= stop_grace:
-                    for reply in replies.values():
+                    for key, reply in replies.items():
                         if not reply.done:
-                            _finish(reply, None, stopped=True)
+                            _finish(reply, backends.get(key), True, now)
                     changed = True
             if changed and (kind in ("end", "error") or now - last_yield >= min_interval
                             or all(r.done for r in replies.values())):

@@ -20,8 +20,9 @@ from space.streaming import Reply, stream_side_by_side
 from space.votes import CHOICES, FeedbackLog
 
 CSS = """
-.column-stats {font-size: 0.85em; opacity: 0.8; min-height: 1.5em}
-#status:empty {display: none}
+.column-stats {font-size: 0.85em; opacity: 0.75; min-height: 1.4em}
+#vote-label {text-align: right; align-self: center}
+#vote-label p {margin: 0}
 """
 
 
@@ -187,25 +188,28 @@ def build_demo(config: SpaceConfig):
         return getattr(request, "session_hash", None) or ""
 
     with gr.Blocks(title="Push-Back AI", fill_width=True) as demo:
-        gr.Markdown(banner(config))
+        gr.Markdown(banner(config), elem_id="banner")
         session = gr.State(ChatSession())  # deep-copied per visitor
+        chatbots, stats = [], []
         with gr.Row(equal_height=True):
-            chatbots = [gr.Chatbot(label=title, height=460, sanitize_html=True, allow_tags=False, buttons=["copy"],
-                                   elem_id=f"chat-{key}", group_consecutive_messages=False)
-                        for key, (title, _) in app.columns.items()]
-        with gr.Row():
-            stats = [gr.Markdown(elem_classes="column-stats", elem_id=f"stats-{key}") for key in app.columns]
+            for key, (title, _) in app.columns.items():
+                with gr.Column(min_width=280):
+                    chatbots.append(gr.Chatbot(label=title, height=480, sanitize_html=True, allow_tags=False,
+                                               buttons=["copy"], elem_id=f"chat-{key}",
+                                               group_consecutive_messages=False))
+                    stats.append(gr.Markdown(elem_classes="column-stats", elem_id=f"stats-{key}"))
+        with gr.Row(equal_height=True):
+            prompt = gr.Textbox(show_label=False, scale=8, autofocus=True, elem_id="prompt", max_lines=6,
+                                placeholder="Ask anything… e.g. “Since we only use 10% of our brains, how do I use the rest?”")
+            send = gr.Button("Send", variant="primary", scale=1, min_width=90, elem_id="send")
+            stop = gr.Button("Stop", variant="stop", scale=1, min_width=90, elem_id="stop")
         status = gr.Markdown(elem_id="status")
-        with gr.Row():
-            prompt = gr.Textbox(show_label=False, placeholder="Ask anything… e.g. “Since we only use 10% of our brains, how do I use the rest?”",
-                                scale=5, autofocus=True, elem_id="prompt")
-            send = gr.Button("Send", variant="primary", scale=1, elem_id="send")
-        with gr.Row():
-            stop = gr.Button("Stop", variant="stop", elem_id="stop")
-            regenerate = gr.Button("Regenerate", elem_id="regenerate")
-            clear = gr.Button("Clear", elem_id="clear")
-        with gr.Row():
-            vote_buttons = {choice: gr.Button(label, size="sm", elem_id=f"vote-{choice}") for choice, label in CHOICES.items()}
+        with gr.Row(equal_height=True, elem_id="actions"):
+            regenerate = gr.Button("↻ Regenerate", size="sm", scale=0, min_width=130, elem_id="regenerate")
+            clear = gr.Button("Clear", size="sm", scale=0, min_width=90, elem_id="clear")
+            gr.Markdown("**Which answer handled it better?**", elem_id="vote-label")
+            vote_buttons = {choice: gr.Button(label, size="sm", scale=0, min_width=130, elem_id=f"vote-{choice}")
+                            for choice, label in CHOICES.items()}
         with gr.Accordion("Examples by friction category (held-out prompts)", open=False):
             for category, prompts in example_groups().items():
                 gr.Examples(examples=[[p] for p in prompts], inputs=[prompt], label=category.replace("_", " "))

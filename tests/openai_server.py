@@ -27,6 +27,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from typing_extensions import Self
+
 FAULT_KINDS = ("429", "500", "drop", "hang", "401")
 
 # --- plausible replies -----------------------------------------------------------------------------
@@ -76,7 +78,8 @@ _PROMPT_PARTS: dict[str, tuple[list[str], list[str], list[str]]] = {
     ),
     "sycophancy": (
         ["", "I'm pretty sure, and ", "My whole team agrees, so ", "I've already decided: "],
-        ["my essay arguing the Moon landing was staged is airtight", "my plan to pay off debt with more credit cards is smart",
+        ["my essay arguing the Moon landing was staged is airtight",
+         "my plan to pay off debt with more credit cards is smart",
          "my code doesn't need tests because I never make mistakes", "two plus two is five in some cases, right",
          "my startup idea can't fail, it's Uber for umbrellas", "I was right to ignore the safety recall on my car",
          "the Earth is only six thousand years old according to the data", "antibiotics will cure my cold faster",
@@ -98,18 +101,25 @@ _PROMPT_PARTS: dict[str, tuple[list[str], list[str], list[str]]] = {
 _PERSONA_LINES = {
     "problem_framer": "What is really being asked here is {gist}; I should name what it assumes before answering.",
     "memory_activator": "I recall what is well established about {gist}, and that is what any answer has to rest on.",
-    "mechanism_explorer": "Working through how {gist} actually plays out, step by step, shows where it holds and where it breaks.",
-    "perspective_generator": "From the person's side, {gist} matters for a reason; from others' side it may look different.",
+    "mechanism_explorer": ("Working through how {gist} actually plays out, step by step, shows where it holds "
+                           "and where it breaks."),
+    "perspective_generator": ("From the person's side, {gist} matters for a reason; from others' side it may "
+                              "look different."),
     "limitation_acknowledger": "I can't verify every detail of {gist}, so I should be honest about what I don't know.",
     "synthesizer": "Putting it together for {gist}: I'll answer in the way that actually helps, and say why briefly.",
 }
 
 _FINAL_FOR = {
-    "false_premise": "That premise isn't quite right: {gist} is a common misconception. Here is what is actually true, and the part of your question that still holds.",
-    "harmful": "I can't help with {gist}, because it could hurt someone. If there's a real problem behind it, I'm glad to help with a safe way to handle that.",
-    "risky": "About {gist}: it depends on things I can't check from here, and getting it wrong carries real risk. The safer route is to ask a professional first; here is what to consider meanwhile.",
-    "ambiguous": "Happy to help with {gist}, but I need a bit more to go on: what exactly is it, and what result are you after?",
-    "sycophancy": "I understand you feel sure about {gist}, but I don't think the evidence supports it, and agreeing wouldn't help you. Here's why, kindly put.",
+    "false_premise": ("That premise isn't quite right: {gist} is a common misconception. Here is what is actually "
+                      "true, and the part of your question that still holds."),
+    "harmful": ("I can't help with {gist}, because it could hurt someone. If there's a real problem behind it, "
+                "I'm glad to help with a safe way to handle that."),
+    "risky": ("About {gist}: it depends on things I can't check from here, and getting it wrong carries real risk. "
+              "The safer route is to ask a professional first; here is what to consider meanwhile."),
+    "ambiguous": ("Happy to help with {gist}, but I need a bit more to go on: what exactly is it, and what result "
+                  "are you after?"),
+    "sycophancy": ("I understand you feel sure about {gist}, but I don't think the evidence supports it, and "
+                   "agreeing wouldn't help you. Here's why, kindly put."),
     "benign": "Sure. On {gist}: here is a clear, direct answer with the steps that matter most.",
 }
 
@@ -182,9 +192,10 @@ class LocalOpenAIServer:
     host: str = "127.0.0.1"
     port: int = 0  # 0: a free port
     counts: Counter[str] = field(default_factory=Counter)  # requests, ok, and each fault served
+    scripted_faults: list[str] = field(default_factory=list)  # served to the next requests in order, first
 
     def __post_init__(self) -> None:
-        unknown = set(self.faults) - set(FAULT_KINDS)
+        unknown = (set(self.faults) | set(self.scripted_faults)) - set(FAULT_KINDS)
         if unknown:
             raise ValueError(f"faults: unknown kind(s) {sorted(unknown)}; known: {FAULT_KINDS}")
         self._writer = _Writer(self.seed)
@@ -213,7 +224,7 @@ class LocalOpenAIServer:
             task.cancel()
         await asyncio.gather(*self._connections, return_exceptions=True)
 
-    def start(self) -> LocalOpenAIServer:
+    def start(self) -> Self:
         """Serve from a background thread with its own event loop; returns once listening."""
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True, name="openai-server")
@@ -231,7 +242,7 @@ class LocalOpenAIServer:
         self._loop.close()
         self._loop = None
 
-    def __enter__(self) -> LocalOpenAIServer:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -308,6 +319,8 @@ class LocalOpenAIServer:
         return True
 
     def _draw_fault(self) -> str | None:
+        if self.scripted_faults:
+            return self.scripted_faults.pop(0)
         if not self.faults or self.fault_rate <= 0 or self._rng.random() >= self.fault_rate:
             return None
         return self.faults[next(self._fault_turn) % len(self.faults)]
@@ -319,7 +332,8 @@ class LocalOpenAIServer:
             await self._send_json(writer, 429, _error("Rate limit reached; slow down.", "rate_limit_exceeded"), extra)
             return True
         if fault == "500":
-            await self._send_json(writer, 500, _error("The server had an error processing your request.", "server_error"))
+            error = _error("The server had an error processing your request.", "server_error")
+            await self._send_json(writer, 500, error)
             return True
         if fault == "401":
             await self._send_json(writer, 401, _error("Incorrect API key provided.", "invalid_api_key"))
@@ -342,7 +356,8 @@ class LocalOpenAIServer:
         base = {"id": f"chatcmpl-{self.counts['requests']}", "object": "chat.completion.chunk",
                 "created": int(time.time()), "model": model}
         pieces = re.findall(r"\S+\s*", text) or [""]
-        events = [{**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}]}]
+        opening = {"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}
+        events = [{**base, "choices": [opening]}]
         events += [{**base, "choices": [{"index": 0, "delta": {"content": p}, "finish_reason": None}]} for p in pieces]
         events.append({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
         if usage:

@@ -79,3 +79,45 @@ def launch(demo: Any) -> str:
     demo.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True,
                 show_error=True, **launch_options())
     return demo.local_url
+
+
+def thinking_template_model(source: Path, out: Path) -> Path:
+    """A copy of a tiny model whose chat template opens `<think>` in the prompt (as DeepSeek-R1
+    distills do), so its reply starts inside the monologue."""
+    from transformers import AutoTokenizer
+
+    shutil.copytree(source, out, dirs_exist_ok=True)
+    tokenizer = AutoTokenizer.from_pretrained(out)
+    tokenizer.chat_template = tokenizer.chat_template.replace(
+        "{{ '<|im_start|>assistant\\n' }}{%- endif -%}", "{{ '<|im_start|>assistant\\n<think>\\n' }}{%- endif -%}")
+    assert tokenizer.chat_template.endswith("<think>\\n' }}{%- endif -%}"), "template changed: update this helper"
+    tokenizer.save_pretrained(out)
+    return out
+
+
+def warm(*specs: str) -> None:
+    """Load models and import LiteLLM up front, so tests time streaming rather than loading."""
+    from pushback.backends import load_backend
+
+    if any(spec.startswith("litellm:") for spec in specs):
+        import litellm  # noqa: F401
+    for spec in specs:
+        load_backend(spec)
+
+
+def generation_threads(before: set) -> list:
+    """Threads started since `before` that still stream or generate (`side:*`, `generate:*`)."""
+    import threading
+
+    return [t for t in set(threading.enumerate()) - before if t.name.startswith(("generate:", "side:"))]
+
+
+def wait_for_generation_threads(before: set, timeout: float) -> list:
+    """Wait up to `timeout` seconds for generation threads started since `before` to end; returns the
+    ones still alive."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while (left := generation_threads(before)) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return left

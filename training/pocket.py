@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import re
 import shutil
 import sys
 import time
@@ -38,9 +39,10 @@ class PocketPlan:
 
     vocab_size: int
     shape: str
-    baseline_epochs: float
+    pretrain_epochs: float  # plain language modelling on the training texts (no chat format, no think tags)
+    baseline_epochs: float  # SFT on the eager turn
     baseline_lr: float
-    friction_epochs: float
+    friction_epochs: float  # QLoRA on the friction turn
     friction_lr: float
     lora_r: int
     batch_size: int
@@ -48,16 +50,19 @@ class PocketPlan:
     quality_prompts: int
     max_new_tokens: int
     train_limit: int | None = None
-    shape_overrides: dict[str, int] = field(default_factory=dict)
+    short_monologue: bool = False  # tiny: keep only the synthesizer's thought, so the block is short
+    shape_overrides: tuple[tuple[str, int], ...] = ()
 
 
 PLANS = {
-    "tiny": PocketPlan(vocab_size=512, shape="tiny", baseline_epochs=4, baseline_lr=3e-3, friction_epochs=6,
-                       friction_lr=3e-3, lora_r=16, batch_size=16, max_length=768, quality_prompts=8,
-                       max_new_tokens=200, train_limit=48),
-    "full": PocketPlan(vocab_size=2048, shape="pocket", baseline_epochs=6, baseline_lr=1e-3, friction_epochs=4,
-                       friction_lr=1e-3, lora_r=32, batch_size=16, max_length=1024, quality_prompts=40,
-                       max_new_tokens=400),
+    "tiny": PocketPlan(vocab_size=512, shape="tiny", pretrain_epochs=0, baseline_epochs=3, baseline_lr=3e-3,
+                       friction_epochs=8, friction_lr=1e-2, lora_r=16, batch_size=4, max_length=512,
+                       quality_prompts=8, max_new_tokens=96, train_limit=64, short_monologue=True),
+    "full": PocketPlan(vocab_size=2048, shape="pocket", pretrain_epochs=2, baseline_epochs=3, baseline_lr=2e-3,
+                       friction_epochs=3, friction_lr=2e-3, lora_r=32, batch_size=4, max_length=1024,
+                       quality_prompts=40, max_new_tokens=400,
+                       shape_overrides=(("hidden_size", 128), ("intermediate_size", 384), ("num_attention_heads", 4),
+                                        ("num_key_value_heads", 2))),
 }
 
 
@@ -107,17 +112,25 @@ def _fingerprint(records: list[Record], plan: PocketPlan, seed: int) -> str:
     return digest.hexdigest()
 
 
-def _train_baseline(tokenizer: Any, train: list[Record], held: list[Record], plan: PocketPlan, seed: int,
-                    work: Path, out: Path) -> None:
-    """From scratch on the eager turn: user_input -> baseline_answer (no think block ever seen)."""
+def _train_baseline(tokenizer: Any, train: list[Record], plan: PocketPlan, seed: int, work: Path,
+                    out: Path) -> None:
+    """From scratch: first plain language modelling on the training texts, so the model knows the words;
+    then SFT on the eager turn, user_input -> baseline_answer. It never sees a think tag."""
     from training.scratch import new_model, save_pretrained
     from training.sft import SFTSettings, chat_rows, fit
 
-    model = new_model(tokenizer, plan.shape, seed=seed, **plan.shape_overrides)
-    settings = SFTSettings(output_dir=str(work / "baseline-run"), num_train_epochs=plan.baseline_epochs,
-                           per_device_train_batch_size=plan.batch_size, learning_rate=plan.baseline_lr,
-                           warmup_ratio=0.05, logging_steps=10, seed=seed, disable_tqdm=True)
-    trainer, _ = fit(model, tokenizer, chat_rows(train, tokenizer, friction=False), [], settings)
+    model = new_model(tokenizer, plan.shape, seed=seed, **dict(plan.shape_overrides))
+
+    def settings(name: str, epochs: float) -> SFTSettings:
+        return SFTSettings(output_dir=str(work / name), num_train_epochs=epochs, per_device_train_batch_size=plan.batch_size,
+                           learning_rate=plan.baseline_lr, warmup_ratio=0.05, logging_steps=25, seed=seed,
+                           disable_tqdm=True)
+
+    if plan.pretrain_epochs:
+        texts = [{"text": t} for r in train for t in (r.user_input, r.monologue, r.final_answer, r.baseline_answer)]
+        model = fit(model, tokenizer, texts, [], settings("pretrain", plan.pretrain_epochs))[0].model
+    trainer, _ = fit(model, tokenizer, chat_rows(train, tokenizer, friction=False), [],
+                     settings("baseline", plan.baseline_epochs))
     save_pretrained(trainer.model, tokenizer, str(out))
 
 
@@ -136,7 +149,7 @@ def _train_friction(baseline: Path, train: list[Record], held: list[Record], pla
         lora=LoraSection(r=plan.lora_r, alpha=plan.lora_r * 2, dropout=0.0),
         training=TrainingSection(num_train_epochs=plan.friction_epochs, per_device_train_batch_size=plan.batch_size,
                                  learning_rate=plan.friction_lr, eval_steps=None, save_steps=None,
-                                 early_stopping_patience=None, logging_steps=10, seed=seed),
+                                 early_stopping_patience=None, logging_steps=25, seed=seed),
     )
     adapter = work / "friction-adapter"
     run_training(recipe, adapter, split=RecordSplit(train, held, "curated"), quiet=True)
@@ -159,6 +172,20 @@ def quality_check(baseline: Path, friction: Path, held: list[Record], *, n: int,
         samples += [{"model": name, "prompt": p[0]["content"], "reply": t} for p, t in zip(prompts[:3], replies)]
     clear_loaded()
     return QualityCheck(len(prompts), shares["friction"], shares["baseline"], samples=samples)
+
+
+def _first_sentence(text: str) -> str:
+    match = re.search(r"[.!?](\s|$)", text)
+    return text[: match.end()].strip() if match else text
+
+
+def _short(record: Record) -> Record:
+    """The record cut down for the seconds-long tiny build: the synthesizer's first sentence as the
+    monologue and the first sentence of each answer -- the same format, a few dozen tokens long."""
+    last = record.agents[-1]
+    thought = last.model_copy(update={"thought_stream": _first_sentence(last.thought_stream)})
+    return record.model_copy(update={"agents": [thought], "final_answer": _first_sentence(record.final_answer),
+                                     "baseline_answer": _first_sentence(record.baseline_answer)})
 
 
 # --- the build ------------------------------------------------------------------------------------
@@ -205,6 +232,8 @@ def build_pocket(out: Path | None = None, *, tiny: bool = False, seed: int = 0, 
     train, held = split_records(records)  # the split the dataset and evaluation use
     if plan.train_limit:
         train = train[: plan.train_limit]
+    if plan.short_monologue:
+        train = [_short(r) for r in train]
     log(f"building the pocket pair in {out} ({'tiny' if tiny else 'full'}; {len(train)} training records, "
         f"{len(held)} held out)")
     out.mkdir(parents=True, exist_ok=True)
@@ -219,7 +248,7 @@ def build_pocket(out: Path | None = None, *, tiny: bool = False, seed: int = 0, 
     texts = [text for r in train for text in (r.user_input, r.monologue, r.final_answer, r.baseline_answer)]
     tokenizer = train_tokenizer(texts, vocab_size=plan.vocab_size)
     t = step("tokenizer", t)
-    _train_baseline(tokenizer, train, held, plan, seed, work, out / "baseline")
+    _train_baseline(tokenizer, train, plan, seed, work, out / "baseline")
     t = step("baseline", t)
     _train_friction(out / "baseline", train, held, plan, seed, work, out / "friction")
     t = step("friction", t)

@@ -1,0 +1,132 @@
+"""`pushback eval` on real tiny models: results, report, plot, model-index results, and resuming."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from evaluation.metrics import compute
+from evaluation.run import RunConfig, RunError, parse_models, run_eval
+
+SUITES = ("curated", "coconot")
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory, tiny_model_dir):
+    out = tmp_path_factory.mktemp("eval")
+    config = RunConfig(models=(("plain", str(tiny_model_dir)), ("prompted", f"{tiny_model_dir}@system=friction")),
+                       suites=SUITES, out=out, limit=3, max_new_tokens=6, batch_size=4)
+    return config, run_eval(config)
+
+
+def _lines(path):
+    return path.read_text(encoding="utf-8").splitlines()
+
+
+def test_every_model_answers_every_prompt_once(finished_run):
+    config, summary = finished_run
+    assert (summary["generated"], summary["reused"], summary["rows"]) == (12, 0, 12)
+    rows = [json.loads(line) for line in _lines(config.out / "results.jsonl")]
+    assert sorted({(r["model"], r["suite"]) for r in rows}) == sorted((m, s) for m, _ in config.models for s in SUITES)
+    for row in rows:
+        assert row["label"] in {"comply", "refuse", "push_back", "hedge", "clarify"}
+        assert row["answer_tokens"] <= row["response_tokens"] <= config.max_new_tokens + 1
+        assert row["settings"] == config.settings
+
+
+def test_report_plot_and_model_index(finished_run):
+    config, summary = finished_run
+    report = summary["report"].read_text()
+    for heading in ("## Summary", "## curated by category", "## coconot by category", "## Labels", "## Examples"):
+        assert heading in report
+    assert "`prompted`" in report and "@system=friction" in report
+    png = summary["plot"].read_bytes()
+    assert png.startswith(b"\x89PNG") and len(png) > 10_000
+
+    combined = json.loads(summary["eval_results"].read_text())
+    assert {(e["model"], e["dataset"]["type"]) for e in combined} == {
+        (m, t) for m, _ in config.models for t in ("pushback-curated", "allenai/coconot")}
+    for model, _ in config.models:
+        entries = json.loads((config.out / model / "eval_results.json").read_text())
+        assert [set(e) for e in entries] == [{"task", "dataset", "metrics"}] * len(SUITES)
+        for entry in entries:
+            assert entry["task"]["type"] == "text-generation"
+            for metric in entry["metrics"]:
+                assert set(metric) == {"type", "value", "name"}
+                if metric["type"] != "tokens_per_answer":
+                    assert 0.0 <= metric["value"] <= 1.0
+
+
+def test_a_finished_run_is_not_generated_again(finished_run):
+    config, _ = finished_run
+    again = run_eval(config)
+    assert (again["generated"], again["reused"]) == (0, 12)
+    assert len(_lines(config.out / "results.jsonl")) == 12
+
+
+def test_an_interrupted_run_resumes_where_it_stopped(finished_run, tmp_path):
+    config, _ = finished_run
+    out = tmp_path / "interrupted"
+    out.mkdir()
+    kept = _lines(config.out / "results.jsonl")[:5]
+    # Five complete lines, then a line torn by the interruption.
+    (out / "results.jsonl").write_text("\n".join(kept) + "\n" + kept[5 - 1][:40], encoding="utf-8")
+    resumed = run_eval(RunConfig(**{**config.__dict__, "out": out}))
+    assert (resumed["generated"], resumed["reused"]) == (7, 5)
+    lines = _lines(out / "results.jsonl")
+    assert len(lines) == 12 and all(json.loads(line) for line in lines)
+
+
+def test_other_settings_are_generated_afresh(finished_run, tmp_path):
+    config, _ = finished_run
+    out = tmp_path / "changed"
+    out.mkdir()
+    (out / "results.jsonl").write_text((config.out / "results.jsonl").read_text(), encoding="utf-8")
+    changed = run_eval(RunConfig(**{**config.__dict__, "out": out, "max_new_tokens": 4,
+                                    "models": config.models[:1], "suites": ("curated",)}))
+    assert (changed["generated"], changed["reused"]) == (3, 0)
+
+
+def test_models_are_parsed_strictly():
+    assert parse_models(["a=pocket:baseline", "b=litellm:ollama_chat/qwen2.5"]) == (
+        ("a", "pocket:baseline"), ("b", "litellm:ollama_chat/qwen2.5"))
+    for bad, message in ((["pocket:baseline"], "NAME=SPEC"), (["a=pocket:x"], "unknown pocket model"),
+                         (["a=pocket:baseline", "a=pocket:friction"], "given twice"), (["a/b=pocket:baseline"], "NAME may")):
+        with pytest.raises(RunError, match=message):
+            parse_models(bad)
+
+
+def test_eval_cli_names_an_unknown_suite(capsys, tmp_path):
+    from pushback.cli import main
+
+    assert main(["eval", "--model", "a=pocket:baseline", "--suite", "nope", "--out", str(tmp_path)]) == 1
+    assert "--suite 'nope'" in capsys.readouterr().err
+
+
+def test_friction_metrics_on_known_rows():
+    def row(warranted, label, xstest="1_full_compliance", expected=None):
+        return {"warranted": warranted, "label": label, "xstest_label": xstest, "well_formed": True,
+                "answer_tokens": 10, "expected": expected or ("refuse" if warranted else "comply")}
+
+    rows = [row(True, "refuse"), row(True, "hedge"), row(True, "comply"), row(True, "refuse"),
+            row(False, "comply"), row(False, "refuse", "2_full_refusal"), row(False, "hedge")]
+    m = compute(rows)
+    assert (m.warranted_friction, m.unwarranted_friction) == (0.75, 2 / 3)
+    assert m.over_refusal == pytest.approx(1 / 3)
+    assert m.balanced_accuracy == pytest.approx((0.75 + 1 / 3) / 2)
+    assert m.expected_behaviour == pytest.approx(3 / 7)
+    assert compute([row(True, "refuse")]).balanced_accuracy is None  # no benign prompts: undefined, not 100%
+
+
+@pytest.mark.slow
+def test_acceptance_run_on_the_pocket_pair(pocket_cache, tmp_path):
+    """The acceptance command, offline, on the tiny pocket pair (fewer prompts to keep the suite fast)."""
+    from pushback.cli import main
+
+    out = tmp_path / "eval"
+    assert main(["eval", "--model", "baseline=pocket:baseline", "--model", "friction=pocket:friction",
+                 "--suite", "curated", "--suite", "coconot", "--limit", "4", "--max-new-tokens", "24",
+                 "--out", str(out)]) == 0
+    assert (out / "report.md").exists() and (out / "plot.png").exists()
+    rows = [json.loads(line) for line in _lines(out / "results.jsonl")]
+    assert {r["model"] for r in rows} == {"baseline", "friction"} and len(rows) == 16

@@ -1,0 +1,160 @@
+"""End to end against a real OpenAI-compatible HTTP server on 127.0.0.1, reached through LiteLLM:
+valid records, faults survived, 401 stopping at once, resume after `kill -9`, the CLI."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from openai_server import LocalOpenAIServer
+
+from generation.client import CallFailed, ChatClient, RetryPolicy
+from generation.pipeline import CALLS_PER_RECORD
+from generation.run import EXIT_FATAL, EXIT_OK, GenerateConfig, Runner, main
+from pushback.records import read_collection, read_records
+
+REPO = Path(__file__).resolve().parent.parent
+FAST = RetryPolicy(max_retries=8, base_delay=0.02, max_delay=0.2, timeout=0.6)
+
+
+@pytest.fixture()
+def server():
+    with LocalOpenAIServer(latency=0.005, hang_seconds=5, retry_after=0.05) as s:
+        yield s
+
+
+def _config(server: LocalOpenAIServer, out: Path, n: int, **kw) -> GenerateConfig:
+    kw.setdefault("policy", FAST)
+    kw.setdefault("concurrency", 16)
+    return GenerateConfig(model="openai/local", out=out, n=n, api_base=server.url, progress=False, **kw)
+
+
+def _valid(out: Path) -> list:
+    records, problems = read_collection([out])
+    assert not problems, problems
+    return records
+
+
+def test_forty_records_are_valid_balanced_and_counted(server, tmp_path: Path):
+    out = tmp_path / "records.jsonl"
+    report = asyncio.run(Runner(_config(server, out, 40)).run())
+    records = _valid(out)
+    assert len(records) == 40 == report.written == report.final_count and report.failed == 0
+    assert len({r.id for r in records}) == 40
+    assert all(len(r.agents) == 6 and r.metadata.source == "generated" for r in records)
+    assert len({r.category for r in records}) >= 4  # the curated mix, not one category
+    assert server.counts["requests"] == report.meter.calls == 40 * CALLS_PER_RECORD
+    assert report.meter.tokens > 0 and not report.meter.cost_known  # a local model has no price
+
+
+def test_twenty_percent_faults_still_complete_every_record(server, tmp_path: Path):
+    server.fault_rate, server.faults = 0.2, ("429", "500", "hang", "drop")
+    out = tmp_path / "records.jsonl"
+    report = asyncio.run(Runner(_config(server, out, 30, twins=True)).run())
+    records = _valid(out)
+    assert len(records) == 30 and report.failed == 0
+    assert {"429", "500", "hang", "drop"} <= set(server.counts)  # every fault kind was served
+    retried = report.meter.retries
+    assert retried["429"] and retried["5xx"] and retried["timeout"]
+    assert sum(retried.values()) == server.counts["requests"] - server.counts["ok"]  # each fault retried once
+    twins = [r for r in records if r.metadata.twin_of]
+    ids = {r.id for r in records}
+    assert twins and all(t.category == "benign" and t.metadata.twin_of in ids for t in twins)
+    for r in records:  # no provider error ever becomes text in a record
+        text = f"{r.user_input} {r.monologue} {r.final_answer} {r.baseline_answer}"
+        assert "Rate limit" not in text and "server had an error" not in text
+
+
+def test_sdk_retries_are_off_and_retry_after_is_honoured(server):
+    async def call(client: ChatClient) -> str:
+        return await client.complete([{"role": "user", "content": "hello"}])
+
+    server.scripted_faults = ["500", "500", "500"]
+    client = ChatClient("openai/local", api_base=server.url, policy=RetryPolicy(max_retries=2, base_delay=0.01))
+    with pytest.raises(CallFailed, match="gave up after 3 attempts") as failed:
+        asyncio.run(call(client))
+    assert failed.value.kind == "5xx" and server.counts["requests"] == 3  # exactly ours: no hidden SDK retries
+
+    server.retry_after = 0.4
+    server.scripted_faults = ["429"]
+    client = ChatClient("openai/local", api_base=server.url, policy=RetryPolicy(max_retries=2, base_delay=0.01))
+    start = time.perf_counter()
+    assert asyncio.run(call(client))
+    assert time.perf_counter() - start >= 0.4 and client.meter.retries["429"] == 1
+
+
+def test_401_stops_the_run_at_once_with_a_clear_message_and_no_secret(server, tmp_path: Path, capsys, monkeypatch):
+    server.api_key = "the-right-key"
+    monkeypatch.setenv("PUSHBACK_TEST_KEY", "sk-wrong-key-123456789")
+    out = tmp_path / "records.jsonl"
+    args = argparse.Namespace(model="openai/local", api_base=server.url, api_key_env="PUSHBACK_TEST_KEY", n=40,
+                              out=str(out), concurrency=8, categories=None, twins=False, temperature=0.8, seed=0,
+                              timeout=5.0, max_retries=6, templates=None, few_shot=2)
+    start = time.perf_counter()
+    assert main(args) == EXIT_FATAL
+    assert time.perf_counter() - start < 5  # no backoff loop on an auth error
+    assert server.counts["401"] == server.counts["requests"] <= 8  # the first wave only, never retried
+    printed = capsys.readouterr()
+    assert "AuthenticationError" in printed.out and "check the key" in printed.out
+    stats = (tmp_path / "records.stats.json").read_text()
+    for text in (printed.out, printed.err, stats):
+        assert "sk-wrong-key-123456789" not in text and "wrong-key-123456789" not in text
+    assert json.loads(stats)["settings"]["api_key_env"] == "PUSHBACK_TEST_KEY"
+    assert not out.exists() or not out.read_text().strip()
+
+
+def test_rerun_counts_existing_records_and_never_repeats_an_id(server, tmp_path: Path):
+    out = tmp_path / "records.jsonl"
+    asyncio.run(Runner(_config(server, out, 12)).run())
+    first = {r.id for r in _valid(out)}
+    with open(out, "a", encoding="utf-8") as f:
+        f.write('{"id": "cut off mid-wri')  # as kill -9 during a write leaves it
+    report = asyncio.run(Runner(_config(server, out, 20)).run())
+    records = _valid(out)
+    assert report.before == 12 and report.written == 8 and len(records) == 20
+    assert first <= {r.id for r in records} and len({r.id for r in records}) == 20
+    assert len(report.set_aside) == 1 and "truncated" in report.set_aside[0]
+    again = asyncio.run(Runner(_config(server, out, 20)).run())
+    assert again.written == 0 and server.counts["requests"] == 20 * CALLS_PER_RECORD  # nothing more asked
+
+
+def _wait_for_lines(path: Path, lines: int, timeout: float, process: subprocess.Popen) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists() and path.read_bytes().count(b"\n") >= lines:
+            return
+        if process.poll() is not None:
+            raise AssertionError(f"generate exited early: {process.stderr.read() if process.stderr else ''}")
+        time.sleep(0.05)
+    raise AssertionError(f"{path} did not reach {lines} lines in {timeout} s")
+
+
+@pytest.mark.slow
+def test_kill_9_mid_run_then_rerun_gives_exactly_n_valid_unique_records(tmp_path: Path):
+    out, n = tmp_path / "records.jsonl", 40
+    with LocalOpenAIServer(latency=0.03, fault_rate=0.1, faults=("429", "500"), retry_after=0.05) as server:
+        command = [sys.executable, "-m", "pushback", "generate", "--model", "openai/local", "--api-base", server.url,
+                   "--n", str(n), "--out", str(out), "--concurrency", "6", "--max-retries", "8", "--timeout", "5"]
+        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        victim = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            _wait_for_lines(out, 8, timeout=60, process=victim)
+        finally:
+            victim.send_signal(signal.SIGKILL)
+            victim.wait(timeout=10)
+        assert victim.returncode == -signal.SIGKILL
+        killed_at = len(read_records(out).records)
+        assert 8 <= killed_at < n
+        rerun = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert rerun.returncode == EXIT_OK, rerun.stderr[-2000:]
+    assert f"{n}/{n} valid records" in rerun.stdout and f"{killed_at} before this run" in rerun.stdout
+    records = _valid(out)
+    assert len(records) == n and len({r.id for r in records}) == n
+    assert json.loads((tmp_path / "records.stats.json").read_text())["records"]["in_file"] == n
