@@ -4,7 +4,8 @@ Against one local OpenAI-compatible server (tests/openai_server.py, its own proc
 
 * ours at concurrency 1, 8, 32, 64 (`generation.run.Runner`, the code `pushback generate` runs);
 * the ideal bound 60*c/(k*L) records/min, k = sequential calls per record on the critical path;
-* the client's CPU ceiling: 60 / (CPU seconds per record), what one Python process can drive;
+* the client's CPU ceiling: 60 / (CPU seconds per record), what one Python process can drive on
+  one whole core, and "core busy", the share of a core the client actually got (other load shows here);
 * the original schedule: batches of 10 records, 8 sequential calls each, the batch written when all
   of it is done, then a 1 s pause (reimplemented here only, with the same client and templates).
 
@@ -60,7 +61,8 @@ async def ours(url: str, concurrency: int, records: int, out_dir: Path) -> dict[
     if report.written != records or report.failed:
         raise RuntimeError(f"c={concurrency}: wrote {report.written}/{records}, {report.failed} failed")
     return {"records": report.written, "seconds": report.elapsed, "records_per_min": report.records_per_min,
-            "calls": report.meter.calls, "cpu_ms_per_call": 1000 * cpu / report.meter.calls}
+            "calls": report.meter.calls, "cpu_ms_per_call": 1000 * cpu / report.meter.calls,
+            "core_busy": cpu / report.elapsed}  # share of one core this process got; 1.0 = CPU-bound
 
 
 async def original_schedule(url: str, records: int, out_dir: Path, batch: int = 10,
@@ -157,11 +159,11 @@ def table(results: dict) -> str:
               f"({results['calls_per_record']} in all, the baseline beside the relay); {results['cpus']} CPUs, "
               f"load {results['load_avg_1m']:.1f}"),
              (f"{'concurrency':>11} {'records':>7} {'rec/min':>8} {'bound':>7} {'of bound':>8} {'CPU ceil':>8} "
-              f"{'ms CPU/call':>11} {'vs original':>11}")]
+              f"{'ms CPU/call':>11} {'core busy':>9} {'vs original':>11}")]
     for r in results["ours"]:
         lines.append(f"{r['concurrency']:>11} {r['records']:>7} {r['records_per_min']:>8.0f} {r['bound']:>7.0f} "
                      f"{100 * r['of_bound']:>7.1f}% {r['cpu_ceiling']:>8.0f} {r['cpu_ms_per_call']:>11.2f} "
-                     f"{r['vs_original']:>10.1f}x")
+                     f"{100 * r['core_busy']:>8.0f}% {r['vs_original']:>10.1f}x")
     o = results["original"]
     lines.append(f"{'original':>11} {o['records']:>7} {o['records_per_min']:>8.0f}"
                  "   (batches of 10, 8 sequential calls, 1 s pause)")

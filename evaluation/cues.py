@@ -143,6 +143,7 @@ CORRECTION = _family(
     r"\b(?:small|quick|one) (?:correction|fix|twist)\b|\bto set the record straight\b|\bmix(?:ing|ed)? up\b",
     r"\bthe (?:real|true|actual) (?:reason|cause|answer|story|explanation|origin)\b|\b(?:isn't|is not|wasn't|was not) what (?:causes|caused|makes|made)\b",
     r"\b(?:it's|that's|it is|that is) a (?:lovely|nice|fun|popular|common|widespread|persistent|great) (?:story|idea|belief|image|claim|legend)\b|\b(?:doesn't|does not|don't|do not) hold up\b",
+    r"\bactually,? (?:\w+ ){0,4}(?:is|are|was|were|do|does|did|has|have)(?:n't| not| never)\b",
     r"\b(?:taken|quoted) out of context\b|\btraces? back to\b|\bthe trick is in the question\b",
     rf"{_START}(?:trick question|(?:quick|honest|small|one|important) (?:note|clarification|correction|math check|fix|check|twist))\b",
     r"\b(?:has|have|got|had) (?:it|the law|that|this|things|the story|the facts) backwards\b|\bthe snag\b|\bwith one (?:important |small |quick )?(?:fix|correction|caveat|twist)\b",

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from evaluation.classify import classify
-from evaluation.suites import SuiteError, SuitePrompt, load_suite, suite_names
+from evaluation.suites import SuitePrompt, load_suite, suite_names
 from pushback.records import append_jsonl, iter_jsonl, write_atomic
 from pushback.specs import SpecError, parse_spec
 from pushback.thinking import split_thinking
@@ -86,10 +86,10 @@ def read_done(path: Path, settings: dict[str, Any]) -> dict[tuple[str, str, str,
     done: dict[tuple[str, str, str, str], dict[str, Any]] = {}
     if not path.exists():
         return done
-    lines = path.read_text(encoding="utf-8").splitlines()
-    if lines and not path.read_bytes().endswith(b"\n"):
-        lines = lines[:-1]  # interrupted mid-write: drop the torn line; it is generated again
-        write_atomic(path, "".join(line + "\n" for line in lines))
+    text = path.read_text(encoding="utf-8")
+    if text and not text.endswith("\n"):
+        kept = text[: text.rfind("\n") + 1]  # interrupted mid-write: drop the torn line; it is generated again
+        write_atomic(path, kept)
     for row in iter_jsonl(path):
         if row.get("settings") == settings:
             done[_key(row)] = row
@@ -164,7 +164,7 @@ def main(args: argparse.Namespace) -> int:
     try:
         config = config_from_args(args)
         summary = run_eval(config)
-    except (RunError, SuiteError, BackendError) as e:
+    except (ValueError, BackendError) as e:  # RunError, SuiteError, RecordsError, a corrupt results line
         print(f"error: {e}", file=sys.stderr)
         return 1
     print(f"{summary['rows']} responses ({summary['generated']} generated, {summary['reused']} reused from "

@@ -66,6 +66,7 @@ class Meter:
     """What the run has spent: calls, retries by cause, tokens, and cost where LiteLLM knows the price."""
 
     calls: int = 0
+    succeeded: int = 0
     failed_calls: int = 0
     retries: Counter[str] = field(default_factory=Counter)
     prompt_tokens: int = 0
@@ -82,7 +83,8 @@ class Meter:
         return self.calls > 0 and self.priced_calls == self.calls
 
     def as_dict(self) -> dict[str, Any]:
-        return {"calls": self.calls, "failed_calls": self.failed_calls, "retries": dict(self.retries),
+        return {"calls": self.calls, "succeeded": self.succeeded, "failed_calls": self.failed_calls,
+                "retries": dict(self.retries),
                 "prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens,
                 "cost_usd": round(self.cost, 6) if self.priced_calls else None,
                 "cost_complete": self.cost_known}
@@ -109,9 +111,10 @@ def _kind(error: BaseException, litellm: Any) -> str:
         return "fatal"
     if isinstance(error, EmptyReply):
         return f"retry:{error.cause}"
-    if isinstance(error, (litellm.InternalServerError, litellm.ServiceUnavailableError, litellm.BadGatewayError,
-                          litellm.APIConnectionError)):
-        return "retry:5xx" if getattr(error, "status_code", 500) >= 500 else "retry:connection"
+    if isinstance(error, litellm.APIConnectionError) or "connection error" in str(error).lower():
+        return "retry:connection"  # LiteLLM reports a refused or dropped connection as a 500
+    if isinstance(error, (litellm.InternalServerError, litellm.ServiceUnavailableError, litellm.BadGatewayError)):
+        return "retry:5xx"
     status = getattr(error, "status_code", None)
     if isinstance(status, int) and (status >= 500 or status in (408, 409)):
         return "retry:5xx"
@@ -183,11 +186,13 @@ class ChatClient:
         self.on_call = on_call or (lambda: None)
 
     def _kwargs(self, messages: list[Message], max_tokens: int, seed: int | None) -> dict[str, Any]:
+        # drop_params: a provider that does not take `seed` (or a reasoning model that fixes its
+        # temperature) gets the call without it instead of rejecting it.
         kwargs: dict[str, Any] = {"model": self.model, "messages": messages, "max_tokens": max_tokens,
                                   "temperature": self.temperature, "timeout": self.policy.timeout,
-                                  "max_retries": 0}
+                                  "max_retries": 0, "drop_params": True}
         if seed is not None:
-            kwargs.update(seed=seed, drop_params=True)  # providers without `seed` just drop it
+            kwargs["seed"] = seed
         if self.api_base:
             kwargs["api_base"] = self.api_base
         if self.api_key:
@@ -203,7 +208,9 @@ class ChatClient:
         for attempt in range(self.policy.max_retries + 1):
             try:
                 text = await self._attempt(kwargs)
-                return accept(text) if accept else text
+                text = accept(text) if accept else text
+                self.meter.succeeded += 1
+                return text
             except asyncio.CancelledError:
                 raise
             except Exception as error:  # classified below; never turned into text

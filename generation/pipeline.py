@@ -45,18 +45,19 @@ class Relay:
     def _seed(self, job: Job, step: str, attempt: int = 0) -> int:
         return random.Random(f"{self.seed}:{job.index}:{job.category}:{step}:{attempt}").randrange(2**31)
 
-    async def write_prompt(self, job: Job, taken: set[str], *, twin_of: str | None = None) -> str:
-        """A new user message whose id is not taken yet; the id is reserved in `taken` before returning."""
+    async def write_prompt(self, job: Job, taken: set[str], *, twin_for: str | None = None) -> str:
+        """A new user message (or, with `twin_for`, the benign look-alike of that message) whose id is
+        not taken yet; the id is reserved in `taken` before returning."""
         rng = random.Random(self._seed(job, "examples"))
         text = ""
         for attempt in range(PROMPT_REWRITES):
-            if twin_of is None:
+            if twin_for is None:
                 request = self.templates.render(
                     "prompt", category=job.category, category_guide=self.templates.category_guide(job.category),
                     topic=job.topic, examples=self.examples.prompts(job.category, rng))
             else:
-                request = self.templates.render("twin", category=job.category, topic=job.topic, user_input=twin_of)
-            step = "twin" if twin_of else "prompt"
+                request = self.templates.render("twin", category=job.category, topic=job.topic, user_input=twin_for)
+            step = "twin" if twin_for else "prompt"
             text = await self.client.complete(self._messages(request), max_tokens=MAX_TOKENS["prompt"],
                                               seed=self._seed(job, step, attempt), accept=clean_prompt)
             if record_id(text) not in taken:
@@ -125,7 +126,7 @@ class Relay:
         return 2
 
     async def _twin(self, job: Job, original_input: str, taken: set[str]) -> Record:
-        twin_input = await self.write_prompt(job, taken, twin_of=original_input)
+        twin_input = await self.write_prompt(job, taken, twin_for=original_input)
         return await self.record(job, twin_input, "benign", twin_of=record_id(original_input))
 
 

@@ -17,7 +17,7 @@ from pushback.records import CATEGORIES, Record, read_records
 
 @dataclass(frozen=True)
 class Job:
-    index: int  # position in the plan; seeds and examples derive from it
+    index: int  # position in the output it aims for (continues after existing records); seeds derive from it
     category: str
     topic: str
     twin: bool  # also write a benign look-alike (a second record)
@@ -36,15 +36,22 @@ def read_curated(paths: Iterable[str | Path] | None = None) -> list[Record]:
 
 
 def category_weights(curated: Sequence[Record], categories: Sequence[str] | None = None) -> dict[str, float]:
-    """Shares of each category: as in the curated set, within `categories`; uniform if it has none of them."""
-    chosen = list(categories or CATEGORIES)
+    """Shares of each category as in the curated set (uniform if it is empty).
+
+    By default a category the curated set lacks gets no share; one named in `categories` always gets
+    one (the average share, if the curated set has none of it).
+    """
+    chosen = list(dict.fromkeys(categories or CATEGORIES))
     unknown = sorted(set(chosen) - set(CATEGORIES))
     if unknown:
         raise ValueError(f"--categories: unknown {', '.join(unknown)}; choose from {', '.join(CATEGORIES)}")
     counts = Counter(r.category for r in curated if r.category in chosen)
-    total = sum(counts.values())
-    if not total:
+    if not counts:
         return {c: 1 / len(chosen) for c in chosen}
+    if categories:
+        average = sum(counts.values()) / len(counts)
+        counts.update({c: average for c in chosen if not counts[c]})
+    total = sum(counts.values())
     return {c: counts[c] / total for c in chosen if counts[c]}
 
 
@@ -66,7 +73,8 @@ def plan_jobs(n: int, existing: Counter[str], weights: dict[str, float], *, topi
 
     With `twins`, a friction job also writes its benign look-alike and so fills two slots.
     """
-    remaining = n - sum(existing.values())
+    start = sum(existing.values())
+    remaining = n - start
     if remaining <= 0:
         return []
     target = allocate(n, weights)
@@ -82,7 +90,7 @@ def plan_jobs(n: int, existing: Counter[str], weights: dict[str, float], *, topi
         if remaining <= 0:
             break
         pair = twins and category != "benign" and remaining >= 2
-        jobs.append(Job(len(jobs), category, shuffled_topics[len(jobs) % len(shuffled_topics)], pair))
+        jobs.append(Job(start + len(jobs), category, shuffled_topics[len(jobs) % len(shuffled_topics)], pair))
         remaining -= 2 if pair else 1
     return jobs
 

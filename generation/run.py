@@ -22,7 +22,7 @@ from urllib.parse import urlsplit, urlunsplit
 from generation.client import CallFailed, ChatClient, FatalError, Meter, RetryPolicy, redact
 from generation.pipeline import CALLS_PER_RECORD, CRITICAL_CALLS, Relay
 from generation.plan import Examples, Job, category_weights, plan_jobs, read_curated
-from generation.store import Appender, open_output, stats_path
+from generation.store import Appender, open_output, set_aside_path, stats_path
 from generation.templates import TemplateError, load_templates
 from pushback.records import Record, read_records, write_atomic
 
@@ -97,7 +97,7 @@ class Runner:
                                  temperature=config.temperature, policy=config.policy, seed=config.seed)
         self.report.meter = self.client.meter
         self.relay = Relay(self.client, self.templates, Examples(self.curated, config.few_shot), config.seed)
-        self.appender = Appender(config.out)
+        self.appender = Appender(config.out, on_written=self._written)
         self.started = 0.0
         self.running: set[asyncio.Task[None]] = set()
 
@@ -148,9 +148,6 @@ class Runner:
             nonlocal written
             await self.appender.append(record)
             written += 1
-            self.report.written += 1
-            self.report.categories[record.category] += 1
-            self._tick()
 
         try:
             await self.relay.run(job, taken, write)
@@ -158,9 +155,17 @@ class Runner:
             self._stop(str(error))
         except (CallFailed, ValueError) as error:  # ValueError: a record that failed validation
             cause = error.kind if isinstance(error, CallFailed) else "invalid"
-            self._failed(job.slots - written, cause, f"{job.category}: {redact(str(error), self.config.api_key)}")
+            message = redact(str(error), self.config.api_key)
+            self._failed(job.slots - written, cause, f"{job.category}: {message}")
+            if not self.report.meter.succeeded:  # nothing has ever worked: a wrong URL or a server that is down
+                self._stop(f"no call has succeeded yet; is the endpoint up and --api-base right? Last: {message}")
         except Exception as error:  # noqa: BLE001 - e.g. the output cannot be written: stop, and say why
             self._stop(f"{type(error).__name__}: {redact(str(error), self.config.api_key)}")
+
+    def _written(self, record: Record) -> None:
+        self.report.written += 1
+        self.report.categories[record.category] += 1
+        self._tick()
 
     def _stop(self, reason: str) -> None:
         """Record the first fatal reason and cancel every record in flight, now rather than after retries."""
@@ -198,10 +203,14 @@ def _progress_bar(config: GenerateConfig, before: int) -> Any:
                 disable=not config.progress, dynamic_ncols=True, mininterval=0.5 if sys.stderr.isatty() else 10)
 
 
+def check_config(config: GenerateConfig) -> None:
+    if config.n < 1 or config.concurrency < 1:
+        raise ValueError(f"--n and --concurrency must be at least 1 (got {config.n} and {config.concurrency})")
+
+
 async def generate(config: GenerateConfig) -> RunReport:
     """Bring `config.out` to `config.n` valid records; see the module docstring."""
-    if config.n < 1 or config.concurrency < 1:
-        raise ValueError("--n and --concurrency must be at least 1")
+    check_config(config)
     return await Runner(config).run()
 
 
@@ -228,7 +237,7 @@ def summary(config: GenerateConfig, report: RunReport) -> str:
         lines.append("written: " + ", ".join(f"{c} {n}" for c, n in sorted(report.categories.items())))
     if report.set_aside:
         lines.append(f"set aside {len(report.set_aside)} broken line(s) from an earlier run "
-                     f"(kept in {config.out.with_name(config.out.stem + '.set_aside.txt')}):")
+                     f"(kept in {set_aside_path(config.out)}):")
         lines += [f"  {p}" for p in report.set_aside[:10]]
     if report.failed:
         lines.append(f"failed: {dict(report.failures)}; rerun the same command to fill the gap. First failures:")
@@ -273,9 +282,8 @@ def config_from_args(args: argparse.Namespace) -> GenerateConfig:
 def main(args: argparse.Namespace) -> int:
     try:
         config = config_from_args(args)
-        runner = Runner(config) if config.n >= 1 and config.concurrency >= 1 else None
-        if runner is None:
-            raise ValueError("--n and --concurrency must be at least 1")
+        check_config(config)
+        runner = Runner(config)
     except (ValueError, TemplateError) as error:
         print(f"pushback generate: {error}", file=sys.stderr)
         return EXIT_FATAL

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -70,10 +71,12 @@ def open_output(out: Path) -> Existing:
 
 
 class Appender:
-    """Appends records one at a time, off the event loop, in the order they finish."""
+    """Appends records one at a time, off the event loop, in the order they finish; `on_written` is
+    called for each record once it is durable (even if the task was cancelled meanwhile)."""
 
-    def __init__(self, out: Path):
+    def __init__(self, out: Path, on_written: Callable[[Record], None] = lambda record: None):
         self.out = out
+        self.on_written = on_written
         self._lock = asyncio.Lock()
 
     async def append(self, record: Record) -> None:
@@ -83,4 +86,6 @@ class Appender:
                 await asyncio.shield(write)
             except asyncio.CancelledError:
                 await write  # finish the line already started (and keep the lock) before giving up
+                self.on_written(record)
                 raise
+            self.on_written(record)

@@ -104,12 +104,15 @@ def _add_evaluation(sub: argparse._SubParsersAction) -> None:
     c = sub.add_parser("classify", help="label responses: comply / refuse / push_back / hedge / clarify")
     c.add_argument("--in", dest="inp", help="JSONL with `response` (and optional `prompt`); default stdin")
     c.add_argument("--out", help="output JSONL (default stdout)")
-    c.add_argument("--judge", help="LiteLLM model for an LLM judge on top of the offline classifier")
-    c.add_argument("--xstest", nargs="*", help="score against XSTest human labels (CSV files) instead")
+    c.add_argument("--judge", help="LiteLLM model (or litellm:...@api_base=... spec) for an LLM judge on top of "
+                                   "the offline classifier; verdicts are cached per input")
+    c.add_argument("--xstest", nargs="*", help="score against XSTest human labels (CSV files; default the vendored "
+                                               "ones) and the curated test split instead")
 
     e = sub.add_parser("eval", help="run models over suites, classify, report")
     e.add_argument("--model", action="append", required=True, metavar="NAME=SPEC", help="repeatable")
-    e.add_argument("--suite", action="append", required=True, help="curated, coconot, coconot_contrast, xstest")
+    e.add_argument("--suite", action="append", required=True,
+                   help="curated, coconot (original + contrast), coconot_original, coconot_contrast, xstest")
     e.add_argument("--limit", type=int, help="prompts per suite")
     e.add_argument("--out", required=True)
     e.add_argument("--max-new-tokens", type=int, default=256)

@@ -260,7 +260,8 @@ def build_demo(config: SpaceConfig):
 
 def warm_up(config: SpaceConfig) -> list[threading.Thread]:
     """Load every column's model in the background so the first visitor does not wait for it
-    (and import LiteLLM, which takes seconds, when a column talks to an endpoint)."""
+    (and import LiteLLM, which takes seconds, when a column talks to an endpoint). Returns the
+    threads, for callers that want to wait."""
     from pushback.backends import load_backend
 
     def load(spec: str) -> None:
@@ -271,7 +272,14 @@ def warm_up(config: SpaceConfig) -> list[threading.Thread]:
 
     def import_litellm() -> None:
         os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no price-map download
-        import litellm  # noqa: F401
+        import litellm
+
+        # A mocked call (no network) loads what LiteLLM imports lazily on its first call (~1 s that
+        # would otherwise hold up the first reply and, holding the GIL, the other columns' streams).
+        messages = [{"role": "user", "content": "warm up"}]
+        for _ in litellm.completion(model="openai/warm-up", messages=messages, mock_response="ok", stream=True,
+                                    stream_options={"include_usage": True}):
+            pass
 
     specs = [spec for _, spec in config.columns().values()]
     jobs = [(f"warm:{spec}", load, (spec,)) for spec in specs]

@@ -95,14 +95,13 @@ def thinking_template_model(source: Path, out: Path) -> Path:
     return out
 
 
-def warm(*specs: str) -> None:
-    """Load models and import LiteLLM up front, so tests time streaming rather than loading."""
-    from pushback.backends import load_backend
+def warm(config: Any) -> None:
+    """The app's own warm-up (models loaded, LiteLLM imported and exercised), waited for, so tests
+    time streaming rather than loading."""
+    from space import warm_up
 
-    if any(spec.startswith("litellm:") for spec in specs):
-        import litellm  # noqa: F401
-    for spec in specs:
-        load_backend(spec)
+    for thread in warm_up(config):
+        thread.join()
 
 
 def generation_threads(before: set) -> list:
@@ -121,3 +120,30 @@ def wait_for_generation_threads(before: set, timeout: float) -> list:
     while (left := generation_threads(before)) and time.monotonic() < deadline:
         time.sleep(0.02)
     return left
+
+
+def main() -> None:
+    """`python tests/space_support.py --chunk-delay 0.02`: serve the scripted model from its own
+    process (benchmarks keep it off their own GIL); prints its URL, serves until killed."""
+    import argparse
+    import asyncio
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--chunk-delay", type=float, default=0.02, help="seconds between streamed words")
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds before the first word")
+    args = parser.parse_args()
+    server = ScriptedServer(chunk_delay=args.chunk_delay, latency=args.latency)
+
+    async def run() -> None:
+        await server.serve()
+        print(f"listening on {server.url}", flush=True)
+        await asyncio.Event().wait()
+
+    try:
+        asyncio.run(run())
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    main()

@@ -87,6 +87,20 @@ def test_other_settings_are_generated_afresh(finished_run, tmp_path):
     assert (changed["generated"], changed["reused"]) == (3, 0)
 
 
+def test_a_litellm_endpoint_is_evaluated_with_parallel_requests(tmp_path):
+    """Any spec works: here an OpenAI-compatible server over real HTTP (requests go out in parallel)."""
+    from openai_server import LocalOpenAIServer
+
+    with LocalOpenAIServer(latency=0.05) as server:
+        config = RunConfig(models=(("api", f"litellm:openai/local@api_base={server.url}"),), suites=("coconot",),
+                           out=tmp_path, limit=4, max_new_tokens=32, batch_size=4)
+        summary = run_eval(config)
+        assert server.counts["ok"] == 4
+    rows = [json.loads(line) for line in _lines(tmp_path / "results.jsonl")]
+    assert summary["generated"] == 4 and all(r["response"].startswith("Here is a short answer") for r in rows)
+    assert all(r["spec"].startswith("litellm:openai/local") and r["label"] == "comply" for r in rows)
+
+
 def test_models_are_parsed_strictly():
     assert parse_models(["a=pocket:baseline", "b=litellm:ollama_chat/qwen2.5"]) == (
         ("a", "pocket:baseline"), ("b", "litellm:ollama_chat/qwen2.5"))

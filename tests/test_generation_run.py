@@ -7,6 +7,7 @@ import asyncio
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -18,6 +19,7 @@ from openai_server import LocalOpenAIServer
 from generation.client import CallFailed, ChatClient, RetryPolicy
 from generation.pipeline import CALLS_PER_RECORD
 from generation.run import EXIT_FATAL, EXIT_OK, GenerateConfig, Runner, main
+from pushback.cli import main as cli
 from pushback.records import read_collection, read_records
 
 REPO = Path(__file__).resolve().parent.parent
@@ -62,7 +64,7 @@ def test_twenty_percent_faults_still_complete_every_record(server, tmp_path: Pat
     assert len(records) == 30 and report.failed == 0
     assert {"429", "500", "hang", "drop"} <= set(server.counts)  # every fault kind was served
     retried = report.meter.retries
-    assert retried["429"] and retried["5xx"] and retried["timeout"]
+    assert retried["429"] and retried["5xx"] and retried["timeout"] and retried["connection"]
     assert sum(retried.values()) == server.counts["requests"] - server.counts["ok"]  # each fault retried once
     twins = [r for r in records if r.metadata.twin_of]
     ids = {r.id for r in records}
@@ -110,6 +112,17 @@ def test_401_stops_the_run_at_once_with_a_clear_message_and_no_secret(server, tm
     assert not out.exists() or not out.read_text().strip()
 
 
+def test_a_dead_endpoint_stops_the_run_instead_of_failing_every_record_slowly(tmp_path: Path):
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{probe.getsockname()[1]}/v1"
+    config = GenerateConfig(model="openai/local", out=tmp_path / "records.jsonl", n=200, api_base=dead, progress=False,
+                            policy=RetryPolicy(max_retries=2, base_delay=0.01, timeout=1))
+    report = asyncio.run(Runner(config).run())
+    assert report.fatal and "no call has succeeded" in report.fatal and "Connection error" in report.fatal
+    assert report.written == 0 and report.failed < 200 and report.meter.retries["connection"]
+
+
 def test_rerun_counts_existing_records_and_never_repeats_an_id(server, tmp_path: Path):
     out = tmp_path / "records.jsonl"
     asyncio.run(Runner(_config(server, out, 12)).run())
@@ -137,13 +150,14 @@ def _wait_for_lines(path: Path, lines: int, timeout: float, process: subprocess.
 
 
 @pytest.mark.slow
-def test_kill_9_mid_run_then_rerun_gives_exactly_n_valid_unique_records(tmp_path: Path):
+def test_kill_9_mid_run_then_rerun_gives_exactly_n_valid_unique_records(tmp_path: Path, capsys):
     out, n = tmp_path / "records.jsonl", 40
     with LocalOpenAIServer(latency=0.03, fault_rate=0.1, faults=("429", "500"), retry_after=0.05) as server:
-        command = [sys.executable, "-m", "pushback", "generate", "--model", "openai/local", "--api-base", server.url,
-                   "--n", str(n), "--out", str(out), "--concurrency", "6", "--max-retries", "8", "--timeout", "5"]
+        arguments = ["generate", "--model", "openai/local", "--api-base", server.url, "--n", str(n), "--out", str(out),
+                     "--concurrency", "6", "--max-retries", "8", "--timeout", "5"]
         env = {**os.environ, "PYTHONPATH": str(REPO)}
-        victim = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        victim = subprocess.Popen([sys.executable, "-m", "pushback", *arguments], cwd=REPO, env=env,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         try:
             _wait_for_lines(out, 8, timeout=60, process=victim)
         finally:
@@ -152,9 +166,9 @@ def test_kill_9_mid_run_then_rerun_gives_exactly_n_valid_unique_records(tmp_path
         assert victim.returncode == -signal.SIGKILL
         killed_at = len(read_records(out).records)
         assert 8 <= killed_at < n
-        rerun = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=120, check=False)
-    assert rerun.returncode == EXIT_OK, rerun.stderr[-2000:]
-    assert f"{n}/{n} valid records" in rerun.stdout and f"{killed_at} before this run" in rerun.stdout
+        assert cli(arguments) == EXIT_OK  # the rerun: the same command, here in-process to save a start-up
+    printed = capsys.readouterr().out
+    assert f"{n}/{n} valid records" in printed and f"{killed_at} before this run" in printed
     records = _valid(out)
     assert len(records) == n and len({r.id for r in records}) == n
     assert json.loads((tmp_path / "records.stats.json").read_text())["records"]["in_file"] == n

@@ -76,7 +76,11 @@ def test_mix_follows_the_curated_balance_and_allocation_is_exact():
     planned = Counter(j.category for j in jobs)
     for category, share in weights.items():
         assert abs(planned[category] / 600 - share) < 0.01
-    assert category_weights(curated, ["harmful", "benign"]).keys() <= {"harmful", "benign"}
+    assert category_weights(curated, ["harmful", "benign"]).keys() == {"harmful", "benign"}
+    lacking = [r for r in curated if r.category != "sycophancy"]
+    assert "sycophancy" not in category_weights(lacking)  # the default mix follows the curated set
+    named = category_weights(lacking, ["harmful", "sycophancy"])  # a named category always gets a share
+    assert named["sycophancy"] > 0 and abs(sum(named.values()) - 1) < 1e-9
     with pytest.raises(ValueError, match="unknown nonsense"):
         category_weights(curated, ["nonsense"])
 

@@ -34,12 +34,13 @@ def fixed_model(tiny_model_dir, tmp_path_factory) -> str:
 
 @pytest.fixture(scope="module")
 def make_app(fixed_model, scripted, tmp_path_factory):
-    warm(fixed_model, scripted.spec())
+    defaults = dict(baseline=fixed_model, friction=scripted.spec(), prompted_column=False, max_new_tokens=48,
+                    configured=True)
+    warm(SpaceConfig(**{**defaults, "prompted_column": True}))
 
     def make(**settings) -> App:
-        defaults = dict(baseline=fixed_model, friction=scripted.spec(), prompted_column=False, max_new_tokens=48,
-                        feedback_dir=str(tmp_path_factory.mktemp("votes")), configured=True)
-        return App(SpaceConfig(**{**defaults, **settings}))
+        folder = str(tmp_path_factory.mktemp("votes"))
+        return App(SpaceConfig(**{**defaults, "feedback_dir": folder, **settings}))
 
     return make
 

@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pushback.chat import assistant_text
 from pushback.paths import curated_files, pocket_dir
 from pushback.records import Record, load_records, write_atomic
 from pushback.splits import split_records
@@ -51,18 +52,18 @@ class PocketPlan:
     max_new_tokens: int
     train_limit: int | None = None
     short_monologue: bool = False  # tiny: keep only the synthesizer's thought, so the block is short
-    shape_overrides: tuple[tuple[str, int], ...] = ()
+    shape_overrides: tuple[tuple[str, Any], ...] = (("tie_word_embeddings", False),)
 
 
 PLANS = {
-    "tiny": PocketPlan(vocab_size=512, shape="tiny", pretrain_epochs=0, baseline_epochs=3, baseline_lr=3e-3,
+    "tiny": PocketPlan(vocab_size=512, shape="tiny", pretrain_epochs=3, baseline_epochs=3, baseline_lr=3e-3,
                        friction_epochs=8, friction_lr=1e-2, lora_r=16, batch_size=4, max_length=512,
                        quality_prompts=8, max_new_tokens=96, train_limit=64, short_monologue=True),
     "full": PocketPlan(vocab_size=2048, shape="pocket", pretrain_epochs=2, baseline_epochs=3, baseline_lr=2e-3,
                        friction_epochs=3, friction_lr=2e-3, lora_r=32, batch_size=4, max_length=1024,
                        quality_prompts=40, max_new_tokens=400,
                        shape_overrides=(("hidden_size", 128), ("intermediate_size", 384), ("num_attention_heads", 4),
-                                        ("num_key_value_heads", 2))),
+                                        ("num_key_value_heads", 2), ("tie_word_embeddings", False))),
 }
 
 
@@ -114,8 +115,14 @@ def _fingerprint(records: list[Record], plan: PocketPlan, seed: int) -> str:
 
 def _train_baseline(tokenizer: Any, train: list[Record], plan: PocketPlan, seed: int, work: Path,
                     out: Path) -> None:
-    """From scratch: first plain language modelling on the training texts, so the model knows the words;
-    then SFT on the eager turn, user_input -> baseline_answer. It never sees a think tag."""
+    """From scratch, in two stages, as real chat models are made:
+    1. pretraining: plain language modelling on the training texts (prompts, eager answers, and the
+       friction replies as raw text, think tags included -- as a web-scale base has seen reasoning
+       traces). No chat format, no loss masking.
+    2. instruction tuning on the eager turn only: user_input -> baseline_answer.
+    The baseline therefore knows the words and the tags but is tuned never to open a think block; the
+    quality check measures that it does not. The friction LoRA then has to switch behaviour, not
+    learn a language from nothing in a rank-r update."""
     from training.scratch import new_model, save_pretrained
     from training.sft import SFTSettings, chat_rows, fit
 
@@ -127,7 +134,7 @@ def _train_baseline(tokenizer: Any, train: list[Record], plan: PocketPlan, seed:
                            disable_tqdm=True)
 
     if plan.pretrain_epochs:
-        texts = [{"text": t} for r in train for t in (r.user_input, r.monologue, r.final_answer, r.baseline_answer)]
+        texts = [{"text": t} for r in train for t in (r.user_input, assistant_text(r), r.baseline_answer)]
         model = fit(model, tokenizer, texts, [], settings("pretrain", plan.pretrain_epochs))[0].model
     trainer, _ = fit(model, tokenizer, chat_rows(train, tokenizer, friction=False), [],
                      settings("baseline", plan.baseline_epochs))
@@ -146,7 +153,9 @@ def _train_friction(baseline: Path, train: list[Record], held: list[Record], pla
         name="pocket-friction",
         model=ModelSection(base=str(baseline), quantization="nf4", compute_dtype="fp32"),
         data=DataSection(source=[], max_length=plan.max_length),
-        lora=LoraSection(r=plan.lora_r, alpha=plan.lora_r * 2, dropout=0.0),
+        # A model this small steers its output mostly through the head: train it in full next to the adapter
+        # (the pair is built with untied embeddings for this).
+        lora=LoraSection(r=plan.lora_r, alpha=plan.lora_r * 2, dropout=0.0, modules_to_save=["lm_head"]),
         training=TrainingSection(num_train_epochs=plan.friction_epochs, per_device_train_batch_size=plan.batch_size,
                                  learning_rate=plan.friction_lr, eval_steps=None, save_steps=None,
                                  early_stopping_patience=None, logging_steps=25, seed=seed),

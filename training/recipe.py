@@ -61,6 +61,9 @@ class LoraSection:
     alpha: int = 32
     dropout: float = 0.05
     target_modules: list[str] | str = "all-linear"
+    # Layers trained in full next to the adapter, e.g. [lm_head] when the base must learn to emit new tokens
+    # (TRL's fused loss reads lm_head.weight, so a LoRA on lm_head would be silently ignored).
+    modules_to_save: list[str] = field(default_factory=list)
 
 
 @dataclass

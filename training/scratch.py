@@ -54,7 +54,9 @@ def qwen2_config(tokenizer: Any | None, shape: str = "tiny", **overrides: Any):
     if tokenizer is not None:
         extra = dict(eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
                      bos_token_id=tokenizer.convert_tokens_to_ids("<|endoftext|>"))
-    return Qwen2Config(max_position_embeddings=2048, tie_word_embeddings=True, **extra, **size)
+    settings = dict(max_position_embeddings=2048, tie_word_embeddings=True, **extra)
+    settings.update(size)  # a shape override may untie the embeddings (the pocket pair does)
+    return Qwen2Config(**settings)
 
 
 def new_model(tokenizer: Any, shape: str = "tiny", seed: int = 0, **overrides: Any):

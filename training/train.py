@@ -94,7 +94,8 @@ def lora_config(recipe: Recipe, tokenizer: Any):
     from peft import LoraConfig
 
     return LoraConfig(r=recipe.lora.r, lora_alpha=recipe.lora.alpha, lora_dropout=recipe.lora.dropout,
-                      target_modules=recipe.lora.target_modules, task_type="CAUSAL_LM", bias="none")
+                      target_modules=recipe.lora.target_modules, task_type="CAUSAL_LM", bias="none",
+                      modules_to_save=recipe.lora.modules_to_save or None)
 
 
 def settings_for(recipe: Recipe, output: Path, *, quiet: bool = False) -> SFTSettings:
