@@ -11,6 +11,7 @@ Against one local OpenAI-compatible server (tests/openai_server.py, its own proc
 
     python bench/generation.py                  # prints a table; writes bench/results/generation.{json,png}
     python bench/generation.py --quick          # fewer records, for a smoke run
+    python bench/generation.py --latency 2 --name generation-L2   # where the client's CPU is no limit
 """
 from __future__ import annotations
 
@@ -177,15 +178,16 @@ def main() -> None:
     parser.add_argument("--waves", type=int, default=4, help="records per run = waves x concurrency")
     parser.add_argument("--original-records", type=int, default=30)
     parser.add_argument("--quick", action="store_true", help="2 waves, 20 records on the original schedule")
+    parser.add_argument("--name", default="generation", help="results file stem under bench/results/")
     args = parser.parse_args()
     if args.quick:
         args.waves, args.original_records = 2, 20
     results = asyncio.run(bench(args.latency, args.concurrency, args.waves, args.original_records))
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "generation.json").write_text(json.dumps(results, indent=2) + "\n")
-    plot(results, RESULTS / "generation.png")
+    (RESULTS / f"{args.name}.json").write_text(json.dumps(results, indent=2) + "\n")
+    plot(results, RESULTS / f"{args.name}.png")
     print(table(results))
-    print(f"saved {RESULTS / 'generation.json'} and {RESULTS / 'generation.png'}")
+    print(f"saved {RESULTS / (args.name + '.json')} and {RESULTS / (args.name + '.png')}")
 
 
 if __name__ == "__main__":

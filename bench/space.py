@@ -182,7 +182,9 @@ def app_ttft(app: App, key: str) -> float:
     raise RuntimeError("no text through the app")
 
 
-def page_ttft(client: Any, column: int) -> float:
+def page_ttft(client: Any, column: int) -> tuple[float, float]:
+    """(first text of `column` through the served page, round trip of a trivial queued event: /clear).
+    The second is Gradio's own floor (HTTP, queue, SSE, client), paid by any event with no model at all."""
     started = time.perf_counter()
     job = client.submit(PROMPT, api_name="/chat")
     for outputs in job:
@@ -191,8 +193,9 @@ def page_ttft(client: Any, column: int) -> float:
             elapsed = time.perf_counter() - started
             client.predict(api_name="/stop")
             job.result(timeout=60)
+            started = time.perf_counter()
             client.predict(api_name="/clear")
-            return elapsed
+            return elapsed, time.perf_counter() - started
     raise RuntimeError("no text through the page")
 
 
@@ -220,14 +223,18 @@ def ttft(label: str, spec: str, other: str, repeats: int, work: Path, via_page: 
         try:
             client = Client(url, verbose=False)
             page_ttft(client, 1)
-            page = []
+            page, floor = [], []
             for _ in range(repeats):
-                page.append(page_ttft(client, 1))
+                first_text, round_trip = page_ttft(client, 1)
+                page.append(first_text)
+                floor.append(round_trip)
                 direct.append(direct_ttft(spec, params))
             result["direct_ms"] = 1000 * statistics.median(direct)
             result["app_added_ms"] = result["app_ms"] - result["direct_ms"]
             result["page_ms"] = 1000 * statistics.median(page)
             result["page_added_ms"] = result["page_ms"] - result["direct_ms"]
+            result["gradio_floor_ms"] = 1000 * statistics.median(floor)
+            result["page_added_beyond_floor_ms"] = result["page_added_ms"] - result["gradio_floor_ms"]
         finally:
             stop(process)
     return result
@@ -343,13 +350,15 @@ def main(argv: list[str] | None = None) -> int:
                 side_by_side(f"pocket-shaped pair\n{default_threads} torch threads", local_a, local_b, args.tokens,
                              repeats)]
         torch.set_num_threads(1)
-        rows.append(side_by_side("pocket-shaped pair\n1 torch thread", local_a, local_b, args.tokens, repeats))
+        rows.append(side_by_side("pocket-shaped pair\n1 torch thread (Space)", local_a, local_b, args.tokens, repeats))
         torch.set_num_threads(default_threads)
         for r in rows:
             mark = "ok" if r["ratio"] <= 0.6 else "ABOVE TARGET"
             print(f"  {r['pair'].replace(chr(10), ', '):<42} single {r['single_a_s']:.2f} + {r['single_b_s']:.2f} = "
                   f"{r['sum_s']:.2f} s; side by side {r['side_by_side_s']:.2f} s; ratio {r['ratio']:.2f} "
                   f"(target <= 0.60) {mark}")
+        print(f"  (with torch's default {default_threads} threads each generation's intra-op threads oversubscribe the "
+              "cores, which the single times show; the Space runs 1 thread per generation: `cpu_threads`)")
         results["side_by_side"] = rows
 
         print("\n2. time to first token: direct backend.stream vs through the UI (medians)")
@@ -358,10 +367,12 @@ def main(argv: list[str] | None = None) -> int:
         for r in ttfts:
             line = (f"  {r['pair']:<36} direct {r['direct_ms']:.0f} ms; App.chat {r['app_ms']:.0f} ms "
                     f"(+{r['app_added_ms']:.0f} ms)")
+            print(line + f"; target added <= 50 ms {'ok' if r['app_added_ms'] <= 50 else 'ABOVE TARGET'}")
             if "page_ms" in r:
-                line += f"; served page {r['page_ms']:.0f} ms (+{r['page_added_ms']:.0f} ms)"
-            added = max(r["app_added_ms"], r.get("page_added_ms", 0))
-            print(line + f"; target added <= 50 ms {'ok' if added <= 50 else 'ABOVE TARGET'}")
+                print(f"  {'':<36} served page (gradio_client) {r['page_ms']:.0f} ms (+{r['page_added_ms']:.0f} ms): "
+                      f"Gradio's own round trip for an event with no model (/clear) is {r['gradio_floor_ms']:.0f} ms, "
+                      f"so the app adds {r['page_added_beyond_floor_ms']:.0f} ms beyond it; target (page) "
+                      f"{'ok' if r['page_added_ms'] <= 50 else 'ABOVE TARGET'}")
         results["ttft"] = ttfts
 
         print(f"\n3. {visitors} concurrent visitors x 3 prompts, `python app.py` with the pocket-shaped pair "

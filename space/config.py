@@ -31,6 +31,7 @@ class SpaceConfig:
     max_new_tokens: int = 384
     temperature: float = 0.7
     concurrency: int = 4  # conversations generating at once; more wait in the queue
+    cpu_threads: int = 1  # torch threads per generation on CPU: the columns already generate in parallel
     queue_size: int = 64
     feedback_dir: str = "feedback"
     feedback_repo: str | None = None  # a Hub dataset for votes, used only on Spaces

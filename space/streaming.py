@@ -10,7 +10,25 @@ from dataclasses import dataclass, field
 
 from pushback.backends import Backend, GenerationParams, load_backend
 from pushback.chat import Message
+from pushback.specs import SpecError, parse_spec
 from pushback.thinking import Split, ThinkParser
+
+_LOADING = threading.Lock()
+
+
+def load_one_at_a_time(spec: str) -> Backend:
+    """`load_backend`, but never two local models at once: transformers' `from_pretrained` (and its lazy
+    imports) is not thread-safe; two models loading in parallel threads came out with weights left on
+    the meta device or uninitialised (NaN sampling errors) and "cannot import name" errors. Endpoint
+    specs load instantly and skip the lock, so a slow local load never holds up an endpoint column."""
+    try:
+        local = parse_spec(spec).is_local_weights
+    except SpecError:
+        local = False  # load_backend raises the spec error, shown in the column
+    if not local:
+        return load_backend(spec)
+    with _LOADING:
+        return load_backend(spec)
 
 @dataclass
 class Reply:
@@ -75,10 +93,11 @@ def _finish(reply: Reply, backend: Backend | None, stopped: bool, when: float) -
 
 
 def stream_side_by_side(jobs: dict[str, tuple[str, Sequence[Message]]], params: GenerationParams,
-                        stop: threading.Event, *, loader: Callable[[str], Backend] = load_backend,
+                        stop: threading.Event, *, loader: Callable[[str], Backend] = load_one_at_a_time,
                         min_interval: float = 0.05, stop_grace: float = 2.0) -> Iterator[dict[str, Reply]]:
-    """Yield the replies of all sides (`key -> (spec, messages)`) as they grow, at most every
-    `min_interval` seconds, and once more when all have ended. Setting `stop` ends every side: local
+    """Yield the replies of all sides (`key -> (spec, messages)`) as they grow: at once when a side
+    shows its first text, ends or fails, otherwise at most every `min_interval` seconds (so the page is
+    not flooded), and once more when all have ended. Setting `stop` ends every side: local
     generation ends at the next token; a side still silent `stop_grace` seconds later (a hung endpoint)
     is marked stopped and left behind. Closing the iterator stops them all."""
     events: queue.Queue = queue.Queue()
@@ -97,7 +116,8 @@ def stream_side_by_side(jobs: dict[str, tuple[str, Sequence[Message]]], params: 
                 kind = None
             else:
                 reply = replies[key]
-                changed = True
+                first_text = kind == "chunk" and reply.first_token is None
+                changed = changed or kind in ("chunk", "error", "end") or (kind == "opened" and value)  # shown
                 if kind == "backend":
                     backends[key], reply.started = value, when
                 elif kind == "opened" and value:
@@ -120,7 +140,7 @@ def stream_side_by_side(jobs: dict[str, tuple[str, Sequence[Message]]], params: 
                         if not reply.done:
                             _finish(reply, backends.get(key), True, now)
                     changed = True
-            if changed and (kind in ("end", "error") or now - last_yield >= min_interval
+            if changed and (kind in ("end", "error") or first_text or now - last_yield >= min_interval
                             or all(r.done for r in replies.values())):
                 last_yield, changed = now, False
                 yield replies

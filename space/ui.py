@@ -16,7 +16,7 @@ from pushback.backends import GenerationParams, device_summary
 from pushback.chat import SYSTEM_FRICTION
 from space.config import SpaceConfig
 from space.render import history_messages, stats_line
-from space.streaming import Reply, stream_side_by_side
+from space.streaming import Reply, load_one_at_a_time, stream_side_by_side
 from space.votes import CHOICES, FeedbackLog
 
 CSS = """
@@ -258,15 +258,25 @@ def build_demo(config: SpaceConfig):
     return demo
 
 
+def set_cpu_threads(config: SpaceConfig) -> int | None:
+    """On CPU, give each generation `config.cpu_threads` torch threads (returns the number set; None on
+    CUDA). Every column, for every visitor, generates in its own thread already; torch's default of
+    one intra-op thread per core on top of that oversubscribes the cores (bench/space.py measures it)."""
+    import torch
+
+    if torch.cuda.is_available():
+        return None
+    torch.set_num_threads(max(1, config.cpu_threads))
+    return torch.get_num_threads()
+
+
 def warm_up(config: SpaceConfig) -> list[threading.Thread]:
     """Load every column's model in the background so the first visitor does not wait for it
     (and import LiteLLM, which takes seconds, when a column talks to an endpoint). Returns the
     threads, for callers that want to wait."""
-    from pushback.backends import load_backend
-
     def load(spec: str) -> None:
         try:
-            load_backend(spec)
+            load_one_at_a_time(spec)
         except Exception:  # noqa: BLE001 - the column shows the error when it is used
             pass
 

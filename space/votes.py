@@ -23,9 +23,11 @@ class FeedbackLog:
         if repo_id and os.environ.get("SPACE_ID"):  # only on a Space: local runs and CI stay offline
             from huggingface_hub import CommitScheduler
 
+            from pushback.hub import hub_api
+
             self.folder.mkdir(parents=True, exist_ok=True)
             self.scheduler = CommitScheduler(repo_id=repo_id, repo_type="dataset", folder_path=self.folder,
-                                             path_in_repo="votes", every=10)
+                                             path_in_repo="votes", every=10, hf_api=hub_api())
             self.lock = self.scheduler.lock
 
     def record(self, row: dict[str, Any]) -> dict[str, Any]:

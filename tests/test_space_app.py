@@ -240,3 +240,71 @@ def test_a_second_prompt_waits_for_the_first(make_app):
     chat.close()  # the visitor left: closing the stream stops its generation
     assert not session.generating and app.stop("visitor") == 0
     assert not wait_for_generation_threads(before, timeout=3)
+
+
+def test_local_models_load_one_at_a_time_and_come_out_whole(tiny_model_dir, tmp_path):
+    """Parallel `from_pretrained` of different models left weights on the meta device or uninitialised
+    (NaN sampling errors under load); the Space loads local models one at a time."""
+    import shutil
+
+    import torch
+
+    from space.streaming import load_one_at_a_time
+
+    copies = [str(shutil.copytree(tiny_model_dir, tmp_path / f"copy-{i}")) for i in range(3)]
+    errors: list[BaseException] = []
+
+    def load(spec: str) -> None:
+        try:
+            load_one_at_a_time(spec)
+        except BaseException as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=load, args=(spec,)) for spec in copies]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+    for spec in copies:
+        model = load_one_at_a_time(spec).model
+        assert all(p.device.type == "cpu" and torch.isfinite(p).all() for p in model.parameters()), spec
+
+
+def test_on_a_space_votes_are_committed_to_the_feedback_dataset(monkeypatch, tmp_path):
+    """Only the last hop is fake: `pushback.hub.hub_api` returns a recorder in place of HfApi."""
+    from concurrent.futures import Future
+
+    import pushback.hub
+    from space.votes import FeedbackLog
+
+    class RecordingHub:
+        def __init__(self) -> None:
+            self.repos, self.commits = [], []
+
+        def create_repo(self, repo_id: str, repo_type: str, **kwargs):
+            self.repos.append((repo_id, repo_type))
+            return type("RepoUrl", (), {"repo_id": repo_id})()
+
+        def run_as_future(self, fn) -> Future:
+            future: Future = Future()
+            future.set_result(fn())
+            return future
+
+        def create_commit(self, repo_id: str, repo_type: str, operations, **kwargs):
+            self.commits.append({op.path_in_repo: op.path_or_fileobj.read().decode() for op in operations})
+
+    hub = RecordingHub()
+    monkeypatch.setattr(pushback.hub, "hub_api", lambda: hub)
+    assert FeedbackLog(tmp_path / "local", "me/votes").scheduler is None  # not on a Space: nothing leaves the machine
+    monkeypatch.setenv("SPACE_ID", "me/pushback")
+    log = FeedbackLog(tmp_path / "space", "me/votes")
+    try:
+        log.record({"vote": "tie", "prompt": "Is the sky green?"})
+        log.scheduler.trigger().result()
+    finally:
+        log.scheduler.stop()
+    assert hub.repos == [("me/votes", "dataset")]
+    (uploaded,) = [c for c in hub.commits if c]
+    (path, text), = uploaded.items()
+    assert path == f"votes/{log.path.name}" and json.loads(text)["prompt"] == "Is the sky green?"

@@ -5,14 +5,11 @@ bad row is reported with where it came from, and the train/eval split is the pro
 from __future__ import annotations
 
 import glob
-import json
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from pushback.paths import REPO_ROOT
-from pushback.records import Record, RecordsError, load_records, parse_line
+from pushback.records import Record, load_records
 from pushback.splits import split_records
 
 
@@ -37,72 +34,36 @@ def _expand(pattern: str) -> list[Path]:
     return []
 
 
-def _rows_to_records(rows: Iterable[dict[str, Any]], where: str) -> list[Record]:
-    records, problems = [], []
-    for number, row in enumerate(rows, start=1):
-        row = {k: v for k, v in row.items() if not k.startswith("__")}  # pandas index columns
-        record, found = parse_line(json.dumps(row, default=str), where, number)
-        problems += found
-        if record is not None:
-            records.append(record)
-    if problems:
-        raise RecordsError(problems)
-    return records
+def _dataset_split(source: str, split: str) -> list[Record]:
+    from pydantic import ValidationError
+
+    from pushback.dataset import load_dataset_records
+
+    try:
+        return load_dataset_records(source, split=split)
+    except ValidationError as e:
+        raise ValueError(f"{source} ({split} split): a row is not a valid record: {e}") from None
 
 
-def _parquet_splits(directory: Path) -> dict[str, list[Path]]:
-    """`data/train-00000-of-00001.parquet` style files (what `Dataset.push_to_hub` and our build write)."""
-    splits: dict[str, list[Path]] = {}
-    for file in sorted(directory.rglob("*.parquet")):
-        name = file.name.split("-", 1)[0].split(".", 1)[0]
-        splits.setdefault(name, []).append(file)
-    return splits
+def _from_dataset(source: str, test_size: float, seed: int) -> RecordSplit:
+    """A directory from `pushback dataset build` or a Hub dataset id: its own test split when it has one."""
+    from datasets import get_dataset_split_names
 
-
-def _read_parquet(files: list[Path]) -> list[dict[str, Any]]:
-    import pandas as pd
-
-    frames = [pd.read_parquet(f) for f in files]
-    rows: list[dict[str, Any]] = []
-    for frame in frames:
-        rows += json.loads(frame.to_json(orient="records", force_ascii=False))
-    return rows
-
-
-def _from_dataset_dir(directory: Path, test_size: float, seed: int) -> RecordSplit:
-    splits = _parquet_splits(directory)
-    jsonl = sorted(directory.rglob("*.jsonl"))
-    if not splits and jsonl:
-        return _from_files(jsonl, test_size, seed, str(directory))
+    splits = get_dataset_split_names(source)
     if "train" not in splits:
-        raise FileNotFoundError(f"{directory}: no train split (expected data/train-*.parquet); "
-                                f"found {sorted(splits) or 'no parquet files'}")
-    train = _rows_to_records(_read_parquet(splits["train"]), f"{directory}/train")
-    held = splits.get("test") or splits.get("validation")
-    if held:
-        return RecordSplit(train, _rows_to_records(_read_parquet(held), f"{directory}/test"), str(directory))
+        raise ValueError(f"{source}: the dataset has no train split (splits: {splits})")
+    train = _dataset_split(source, "train")
+    held_name = next((s for s in ("test", "validation") if s in splits), None)
+    if held_name:
+        return RecordSplit(train, _dataset_split(source, held_name), source)
     train, held_out = split_records(train, test_size, seed)
-    return RecordSplit(train, held_out, str(directory))
+    return RecordSplit(train, held_out, source)
 
 
 def _from_files(files: list[Path], test_size: float, seed: int, source: str) -> RecordSplit:
     records = load_records(files)
     train, held_out = split_records(records, test_size, seed)
     return RecordSplit(train, held_out, source)
-
-
-def _from_hub(repo_id: str, test_size: float, seed: int) -> RecordSplit:
-    from datasets import load_dataset
-
-    dataset = load_dataset(repo_id)
-    if "train" not in dataset:
-        raise ValueError(f"{repo_id}: the Hub dataset has no train split (splits: {list(dataset)})")
-    train = _rows_to_records(dataset["train"], f"{repo_id}:train")
-    held_name = next((s for s in ("test", "validation") if s in dataset), None)
-    if held_name:
-        return RecordSplit(train, _rows_to_records(dataset[held_name], f"{repo_id}:{held_name}"), repo_id)
-    train, held_out = split_records(train, test_size, seed)
-    return RecordSplit(train, held_out, repo_id)
 
 
 def load_split(sources: list[str] | str, *, test_size: float = 0.1, seed: int = 0) -> RecordSplit:
@@ -114,13 +75,13 @@ def load_split(sources: list[str] | str, *, test_size: float = 0.1, seed: int = 
     for source in sources:
         matches = _expand(source)
         if len(sources) == 1 and len(matches) == 1 and matches[0].is_dir():
-            return _from_dataset_dir(matches[0], test_size, seed)
+            return _from_dataset(str(matches[0]), test_size, seed)
         if matches:
             files += [m for m in matches if m.is_file()]
             continue
         looks_like_hub_id = source.count("/") == 1 and not source.endswith((".jsonl", ".json", "*"))
         if len(sources) == 1 and looks_like_hub_id and not Path(source).exists():
-            return _from_hub(source, test_size, seed)
+            return _from_dataset(source, test_size, seed)
         raise FileNotFoundError(f"data.source {source!r}: no such file, directory or glob match")
     return _from_files(files, test_size, seed, ", ".join(sources))
 

@@ -21,6 +21,8 @@ import re
 import shutil
 import sys
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,28 +42,37 @@ class PocketPlan:
 
     vocab_size: int
     shape: str
-    pretrain_epochs: float  # plain language modelling on the training texts (no chat format, no think tags)
+    pretrain_epochs: float  # plain language modelling on the training texts (no chat format)
+    pretrain_block: int | None  # pack the texts into blocks of this many tokens (None: one text per row)
     baseline_epochs: float  # SFT on the eager turn
     baseline_lr: float
+    baseline_batch: int
     friction_epochs: float  # QLoRA on the friction turn
     friction_lr: float
+    friction_batch: int  # sequences per forward pass
+    friction_accum: int  # forward passes per optimizer step
     lora_r: int
-    batch_size: int
     max_length: int
     quality_prompts: int
     max_new_tokens: int
+    threads: int | None = None  # torch threads while building; small models run faster on one
     train_limit: int | None = None
     short_monologue: bool = False  # tiny: keep only the synthesizer's thought, so the block is short
     shape_overrides: tuple[tuple[str, Any], ...] = (("tie_word_embeddings", False),)
 
 
 PLANS = {
-    "tiny": PocketPlan(vocab_size=512, shape="tiny", pretrain_epochs=3, baseline_epochs=3, baseline_lr=3e-3,
-                       friction_epochs=8, friction_lr=1e-2, lora_r=16, batch_size=4, max_length=512,
-                       quality_prompts=8, max_new_tokens=96, train_limit=64, short_monologue=True),
-    "full": PocketPlan(vocab_size=2048, shape="pocket", pretrain_epochs=2, baseline_epochs=3, baseline_lr=2e-3,
-                       friction_epochs=3, friction_lr=2e-3, lora_r=32, batch_size=4, max_length=1024,
-                       quality_prompts=40, max_new_tokens=400,
+    "tiny": PocketPlan(vocab_size=512, shape="tiny", pretrain_epochs=8, pretrain_block=None, baseline_epochs=3,
+                       baseline_lr=3e-3, baseline_batch=4, friction_epochs=8, friction_lr=1e-2, friction_batch=4,
+                       friction_accum=1, lora_r=16, max_length=512, quality_prompts=24, max_new_tokens=96,
+                       threads=1, train_limit=64, short_monologue=True),
+    # On CPU, attention over a padding-free pack of several sequences uses a dense mask whose cost grows
+    # with the square of the pack: long friction rows go one per pass (with gradient accumulation),
+    # short eager rows several per pass, and pretraining text in blocks.
+    "full": PocketPlan(vocab_size=2048, shape="pocket", pretrain_epochs=2, pretrain_block=512, baseline_epochs=2,
+                       baseline_lr=2e-3, baseline_batch=8, friction_epochs=2, friction_lr=2e-3, friction_batch=1,
+                       friction_accum=4, lora_r=32, max_length=1024, quality_prompts=40, max_new_tokens=400,
+                       threads=1,
                        shape_overrides=(("hidden_size", 128), ("intermediate_size", 384), ("num_attention_heads", 4),
                                         ("num_key_value_heads", 2), ("tie_word_embeddings", False))),
 }
@@ -113,6 +124,16 @@ def _fingerprint(records: list[Record], plan: PocketPlan, seed: int) -> str:
     return digest.hexdigest()
 
 
+def _blocks(tokenizer: Any, texts: list[str], size: int) -> list[dict[str, list[int]]]:
+    """Pretraining rows: the texts joined by end-of-text and cut into blocks of `size` tokens (plain
+    language modelling, as GPT-style pretraining does; chat SFT below never packs dialogues)."""
+    separator = tokenizer.convert_tokens_to_ids("<|endoftext|>")
+    stream: list[int] = []
+    for text in texts:
+        stream += tokenizer(text, add_special_tokens=False)["input_ids"] + [separator]
+    return [{"input_ids": stream[i:i + size]} for i in range(0, len(stream) - size // 4, size)]
+
+
 def _train_baseline(tokenizer: Any, train: list[Record], plan: PocketPlan, seed: int, work: Path,
                     out: Path) -> None:
     """From scratch, in two stages, as real chat models are made:
@@ -128,16 +149,17 @@ def _train_baseline(tokenizer: Any, train: list[Record], plan: PocketPlan, seed:
 
     model = new_model(tokenizer, plan.shape, seed=seed, **dict(plan.shape_overrides))
 
-    def settings(name: str, epochs: float) -> SFTSettings:
-        return SFTSettings(output_dir=str(work / name), num_train_epochs=epochs, per_device_train_batch_size=plan.batch_size,
-                           learning_rate=plan.baseline_lr, warmup_ratio=0.05, logging_steps=25, seed=seed,
-                           disable_tqdm=True)
+    def settings(name: str, epochs: float, batch: int) -> SFTSettings:
+        return SFTSettings(output_dir=str(work / name), num_train_epochs=epochs, per_device_train_batch_size=batch,
+                           learning_rate=plan.baseline_lr, warmup_ratio=0.05, logging_steps=25, seed=seed, quiet=True)
 
     if plan.pretrain_epochs:
-        texts = [{"text": t} for r in train for t in (r.user_input, assistant_text(r), r.baseline_answer)]
-        model = fit(model, tokenizer, texts, [], settings("pretrain", plan.pretrain_epochs))[0].model
+        texts = [t for r in train for t in (r.user_input, assistant_text(r), r.baseline_answer)]
+        rows = _blocks(tokenizer, texts, plan.pretrain_block) if plan.pretrain_block else [{"text": t} for t in texts]
+        model = fit(model, tokenizer, rows, [], settings("pretrain", plan.pretrain_epochs, 1 if plan.pretrain_block
+                                                         else plan.baseline_batch))[0].model
     trainer, _ = fit(model, tokenizer, chat_rows(train, tokenizer, friction=False), [],
-                     settings("baseline", plan.baseline_epochs))
+                     settings("baseline", plan.baseline_epochs, plan.baseline_batch))
     save_pretrained(trainer.model, tokenizer, str(out))
 
 
@@ -156,8 +178,8 @@ def _train_friction(baseline: Path, train: list[Record], held: list[Record], pla
         # A model this small steers its output mostly through the head: train it in full next to the adapter
         # (the pair is built with untied embeddings for this).
         lora=LoraSection(r=plan.lora_r, alpha=plan.lora_r * 2, dropout=0.0, modules_to_save=["lm_head"]),
-        training=TrainingSection(num_train_epochs=plan.friction_epochs, per_device_train_batch_size=plan.batch_size,
-                                 learning_rate=plan.friction_lr, eval_steps=None, save_steps=None,
+        training=TrainingSection(num_train_epochs=plan.friction_epochs, per_device_train_batch_size=plan.friction_batch,
+                                 gradient_accumulation_steps=plan.friction_accum, learning_rate=plan.friction_lr, eval_steps=None, save_steps=None,
                                  early_stopping_patience=None, logging_steps=25, seed=seed),
     )
     adapter = work / "friction-adapter"
@@ -213,13 +235,32 @@ def _cached(out: Path, fingerprint: str) -> PocketResult | None:
     return PocketResult(out, out / "baseline", out / "friction", quality, info["seconds"], True, info["timings"])
 
 
-def build_pocket(out: Path | None = None, *, tiny: bool = False, seed: int = 0, data: list[Path] | None = None,
-                 force: bool = False, log=print) -> PocketResult:
-    """Build (or reuse) the pocket pair in `out`; return its paths and quality figures."""
+@contextmanager
+def _torch_threads(count: int | None) -> Iterator[None]:
+    """Run with `count` torch threads and put the old setting back (the build may run inside tests)."""
     import torch
 
-    out = Path(out or pocket_dir())
+    before = torch.get_num_threads()
+    if count:
+        torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def build_pocket(out: Path | None = None, *, tiny: bool = False, seed: int = 0, data: list[Path] | None = None,
+                 force: bool = False, log: Callable[[str], None] = print) -> PocketResult:
+    """Build (or reuse) the pocket pair in `out`; return its paths and quality figures."""
     plan = PLANS["tiny" if tiny else "full"]
+    with _torch_threads(plan.threads):
+        return _build(Path(out or pocket_dir()), plan, tiny=tiny, seed=seed, data=data, force=force, log=log)
+
+
+def _build(out: Path, plan: PocketPlan, *, tiny: bool, seed: int, data: list[Path] | None, force: bool,
+           log: Callable[[str], None]) -> PocketResult:
+    import torch
+
     files = [Path(p) for p in data] if data else curated_files()
     if not files:
         raise FileNotFoundError("no record files: data/curated/*.jsonl is empty and --data was not given")

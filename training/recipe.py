@@ -28,6 +28,7 @@ STALE_KEYS = {
     "lora_r": "lora.r",
     "lora_alpha": "lora.alpha",
     "lora_dropout": "lora.dropout",
+    "gradient_checkpointing": "training.activation_checkpointing",
 }
 
 
@@ -84,7 +85,7 @@ class TrainingSection:
     save_steps: int | None = 50
     save_total_limit: int | None = 2
     early_stopping_patience: int | None = 3
-    gradient_checkpointing: bool = False
+    activation_checkpointing: bool = False  # trade compute for memory (large models on small GPUs)
     padding_free: bool = True
     optim: str = "adamw_torch"
     seed: int = 0

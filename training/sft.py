@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -42,11 +43,12 @@ class SFTSettings:
     save_steps: int | None = None  # None: no checkpoints
     save_total_limit: int | None = 2
     early_stopping_patience: int | None = None
-    gradient_checkpointing: bool = False
+    activation_checkpointing: bool = False  # trade compute for memory (large models on small GPUs)
     padding_free: bool = True
     optim: str = "adamw_torch"
     seed: int = 0
     disable_tqdm: bool = False
+    quiet: bool = False  # a bare progress bar: no per-step log lines, no dataset progress bars
     extra: dict[str, Any] = field(default_factory=dict)  # passed to SFTConfig as is (benchmarks only)
 
 
@@ -127,7 +129,7 @@ def sft_config(settings: SFTSettings, *, has_eval: bool, conversational: bool, c
         load_best_model_at_end=bool(evaluate and save and settings.early_stopping_patience),
         metric_for_best_model="eval_loss",
         greater_is_better=False,
-        gradient_checkpointing=settings.gradient_checkpointing,
+        activation_checkpointing=settings.activation_checkpointing,
         bf16=cuda,
         padding_free=settings.padding_free,
         max_length=None,  # padding-free does not truncate: rows were length-checked before
@@ -144,6 +146,21 @@ def sft_config(settings: SFTSettings, *, has_eval: bool, conversational: bool, c
     )
     kwargs.update(settings.extra)
     return SFTConfig(**kwargs)
+
+
+@contextmanager
+def _quiet_datasets(quiet: bool) -> Iterator[None]:
+    """Hide the `datasets` map progress bars for the duration, and put the setting back after."""
+    from datasets.utils import logging as datasets_logging
+
+    was_enabled = datasets_logging.is_progress_bar_enabled()
+    if quiet and was_enabled:
+        datasets_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if quiet and was_enabled:
+            datasets_logging.enable_progress_bar()
 
 
 def _count_tokens(dataset: Any) -> tuple[int, int]:
@@ -171,15 +188,29 @@ def fit(model: Any, tokenizer: Any, train_rows: list[dict[str, Any]], eval_rows:
         extra_callbacks.append(EarlyStoppingCallback(early_stopping_patience=settings.early_stopping_patience))
     from trl import SFTTrainer
 
-    trainer = SFTTrainer(
-        model=model,
-        args=config,
-        train_dataset=Dataset.from_list(train_rows),
-        eval_dataset=Dataset.from_list(eval_rows) if eval_rows and config.eval_strategy != "no" else None,
-        processing_class=tokenizer,
-        peft_config=peft_config,
-        callbacks=extra_callbacks,
-    )
+    with _quiet_datasets(settings.quiet):
+        trainer = SFTTrainer(
+            model=model,
+            args=config,
+            train_dataset=Dataset.from_list(train_rows),
+            eval_dataset=Dataset.from_list(eval_rows) if eval_rows and config.eval_strategy != "no" else None,
+            processing_class=tokenizer,
+            peft_config=peft_config,
+            callbacks=extra_callbacks,
+        )
+    if settings.quiet:
+        from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+        class BarOnly(ProgressCallback):
+            """The progress bar without a line per logged step."""
+
+            def on_log(self, args, state, control, logs=None, **kwargs):
+                return None
+
+        trainer.remove_callback(PrinterCallback)
+        trainer.remove_callback(ProgressCallback)
+        if not settings.disable_tqdm:
+            trainer.add_callback(BarOnly)
     if not cuda:
         # TRL casts QLoRA adapters to bf16 (the paper's choice on GPUs); CPUs compute in fp32 and are
         # slower and less precise with bf16 adapters and optimizer state, so keep them in fp32 there.

@@ -85,7 +85,7 @@ def load_base(base: str, recipe: Recipe) -> tuple[Any, Any]:
     model.config.use_cache = False  # padding-free attention is correct only without a KV cache
     if recipe.model.quantization == "nf4":
         model = prepare_model_for_kbit_training(
-            model, use_gradient_checkpointing=recipe.training.gradient_checkpointing,
+            model, use_gradient_checkpointing=recipe.training.activation_checkpointing,
             gradient_checkpointing_kwargs={"use_reentrant": False})
     return model, tokenizer
 
@@ -101,7 +101,7 @@ def lora_config(recipe: Recipe, tokenizer: Any):
 def settings_for(recipe: Recipe, output: Path, *, quiet: bool = False) -> SFTSettings:
     fields = asdict(recipe.training)
     fields.pop("output_dir")
-    return SFTSettings(output_dir=str(output / CHECKPOINTS), disable_tqdm=quiet, **fields)
+    return SFTSettings(output_dir=str(output / CHECKPOINTS), quiet=quiet, **fields)
 
 
 # --- outputs --------------------------------------------------------------------------------------

@@ -1,0 +1,42 @@
+"""`python app.py` as the Space runs it: configured by environment variables, offline, serving a page."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from space_support import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.slow
+def test_app_py_starts_offline_on_configured_models(tiny_model_dir, tmp_path):
+    port = free_port()
+    env = {**os.environ, "PUSHBACK_BASELINE": str(tiny_model_dir), "PUSHBACK_FRICTION": f"{tiny_model_dir}@system=friction",
+           "PUSHBACK_FEEDBACK_DIR": str(tmp_path / "votes"), "GRADIO_SERVER_NAME": "127.0.0.1",
+           "GRADIO_SERVER_PORT": str(port), "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1"}
+    app = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            assert app.poll() is None, f"app.py exited:\n{app.stdout.read()[-3000:]}"
+            assert time.monotonic() < deadline, "app.py did not serve its page in 90 s"
+            try:
+                page = urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2).read().decode()
+                break
+            except OSError:
+                time.sleep(0.3)
+        assert "Push-Back AI" in page
+        from gradio_client import Client
+
+        outputs = Client(f"http://127.0.0.1:{port}/", verbose=False).predict("Is the sky green?", api_name="/chat")
+        assert all(len(chat) == 2 for chat in outputs[:3]) and "tok/s" in outputs[3]
+    finally:
+        app.terminate()
+        app.wait(timeout=20)
