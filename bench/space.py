@@ -55,9 +55,15 @@ ASK = [{"role": "user", "content": PROMPT}]
 # --- models and servers -----------------------------------------------------------------------------
 
 
-def pocket_shaped_pair(work: Path) -> tuple[str, str]:
-    """Two from-scratch models with the pocket pair's shape (different seeds), each always writing
-    exactly max_new_tokens tokens."""
+# A shape whose per-token compute (~90M parameters) outweighs the Python work of `generate`, as with
+# real models; the pocket shape's tiny matrices leave mostly Python, which holds the GIL.
+COMPUTE_BOUND = dict(hidden_size=1024, intermediate_size=2816, num_hidden_layers=8, num_attention_heads=16,
+                     num_key_value_heads=4)
+
+
+def scratch_pair(work: Path, name: str, **shape: int) -> tuple[str, str]:
+    """Two from-scratch models with the pocket pair's shape (or `shape` overrides), different seeds,
+    each always writing exactly max_new_tokens tokens."""
     from pushback.paths import curated_files
     from pushback.records import read_records
     from training.scratch import new_model, save_pretrained, train_tokenizer
@@ -66,10 +72,24 @@ def pocket_shaped_pair(work: Path) -> tuple[str, str]:
              for t in (r.user_input, r.monologue, r.final_answer, r.baseline_answer)]
     tokenizer = train_tokenizer(texts, vocab_size=2048)
     specs = []
-    for seed, name in ((0, "a"), (1, "b")):
-        save_pretrained(new_model(tokenizer, "pocket", seed=seed), tokenizer, str(work / f"raw-{name}"))
-        specs.append(str(fixed_length_model(work / f"raw-{name}", work / f"pocket-shaped-{name}")))
+    for seed, side in ((0, "a"), (1, "b")):
+        raw = work / f"raw-{name}-{side}"
+        save_pretrained(new_model(tokenizer, "pocket", seed=seed, **shape), tokenizer, str(raw))
+        specs.append(str(fixed_length_model(raw, work / f"{name}-{side}")))
     return specs[0], specs[1]
+
+
+def effective_cores() -> dict[str, float]:
+    """How much parallel CPU this machine gives us right now: a pure-Python loop in one process, then in
+    two processes at once (no GIL between them). 2.0 = two free cores; ~1.0 = other work holds one."""
+    burn = "import time; t = time.perf_counter(); x = sum(range(30_000_000)); print(time.perf_counter() - t)"
+
+    def run(n: int) -> float:
+        processes = [subprocess.Popen([sys.executable, "-c", burn], stdout=subprocess.PIPE, text=True) for _ in range(n)]
+        return max(float(p.communicate()[0]) for p in processes)
+
+    one, two = run(1), run(2)
+    return {"one_process_s": one, "two_processes_s": two, "effective_cores": 2 * one / two}
 
 
 def start_process(args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:
@@ -337,12 +357,20 @@ def main(argv: list[str] | None = None) -> int:
           f"{default_threads} threads by default")
     print("models: 'endpoint' = LiteLLM -> tests/space_support.py's scripted OpenAI-compatible server (own process, "
           "~35 words at 20 ms each); 'pocket-shaped' = from-scratch Qwen2 with the pocket pair's shape "
-          f"(hidden 256, 4 layers, vocab 2048, random weights), exactly {args.tokens} new tokens per reply")
+          f"(hidden 256, 4 layers, vocab 2048, random weights), exactly {args.tokens} new tokens per reply; "
+          f"'compute-bound' = the same with hidden 1024, 8 layers (~90M parameters), {args.tokens // 2} new tokens")
     endpoint, url = scripted_endpoint(chunk_delay=0.02)
     results: dict[str, Any] = {"machine": {"cores": os.cpu_count(), "load_before": load_before[0],
                                            "torch_threads_default": default_threads}}
     try:
-        local_a, local_b = pocket_shaped_pair(work)
+        cores = effective_cores()
+        results["machine"]["effective_cores"] = cores["effective_cores"]
+        print(f"parallel CPU available now: {cores['effective_cores']:.2f} of {os.cpu_count()} cores (a busy loop takes "
+              f"{cores['one_process_s']:.2f} s alone, {cores['two_processes_s']:.2f} s as two processes at once); "
+              f"local models side by side cannot beat 1/{cores['effective_cores']:.2f} = "
+              f"{1 / cores['effective_cores']:.2f} of the sum")
+        local_a, local_b = scratch_pair(work, "pocket-shaped")
+        big_a, big_b = scratch_pair(work, "compute-bound", **COMPUTE_BOUND)
         api_a, api_b = (f"litellm:openai/{name}@api_base={url}" for name in ("endpoint-a", "endpoint-b"))
 
         print("\n1. side by side vs one after the other (medians)")
@@ -351,6 +379,8 @@ def main(argv: list[str] | None = None) -> int:
                              repeats)]
         torch.set_num_threads(1)
         rows.append(side_by_side("pocket-shaped pair\n1 torch thread (Space)", local_a, local_b, args.tokens, repeats))
+        rows.append(side_by_side("compute-bound pair (~90M)\n1 torch thread (Space)", big_a, big_b, args.tokens // 2,
+                                 max(2, repeats - 2)))
         torch.set_num_threads(default_threads)
         for r in rows:
             mark = "ok" if r["ratio"] <= 0.6 else "ABOVE TARGET"

@@ -94,10 +94,13 @@ def _finish(reply: Reply, backend: Backend | None, stopped: bool, when: float) -
 
 def stream_side_by_side(jobs: dict[str, tuple[str, Sequence[Message]]], params: GenerationParams,
                         stop: threading.Event, *, loader: Callable[[str], Backend] = load_one_at_a_time,
-                        min_interval: float = 0.05, stop_grace: float = 2.0) -> Iterator[dict[str, Reply]]:
+                        min_interval: float = 0.05, first_frame_wait: float = 0.1,
+                        stop_grace: float = 2.0) -> Iterator[dict[str, Reply]]:
     """Yield the replies of all sides (`key -> (spec, messages)`) as they grow: at once when a side
     shows its first text, ends or fails, otherwise at most every `min_interval` seconds (so the page is
-    not flooded), and once more when all have ended. Setting `stop` ends every side: local
+    not flooded), and once more when all have ended. The first frame waits up to `first_frame_wait`
+    seconds for text, so a fast model's first words go out in it (on a served page every frame costs a
+    round of Gradio's processing); a slow one shows the placeholders then. Setting `stop` ends every side: local
     generation ends at the next token; a side still silent `stop_grace` seconds later (a hung endpoint)
     is marked stopped and left behind. Closing the iterator stops them all."""
     events: queue.Queue = queue.Queue()
@@ -106,9 +109,8 @@ def stream_side_by_side(jobs: dict[str, tuple[str, Sequence[Message]]], params: 
         threading.Thread(target=_pump, args=(key, spec, messages, params, stop, events, loader),
                          daemon=True, name=f"side:{key}").start()
     backends: dict[str, Backend] = {}
-    last_yield, changed, stop_seen = 0.0, False, None
+    started, last_yield, changed, stop_seen = time.perf_counter(), 0.0, False, None
     try:
-        yield replies  # the prompt shows at once, with placeholders, while models load
         while not all(r.done for r in replies.values()):
             try:
                 key, kind, value, when = events.get(timeout=min_interval)
@@ -140,8 +142,9 @@ def stream_side_by_side(jobs: dict[str, tuple[str, Sequence[Message]]], params: 
                         if not reply.done:
                             _finish(reply, backends.get(key), True, now)
                     changed = True
-            if changed and (kind in ("end", "error") or first_text or now - last_yield >= min_interval
-                            or all(r.done for r in replies.values())):
+            placeholders = not last_yield and now - started >= first_frame_wait  # models still loading
+            if placeholders or changed and (kind in ("end", "error") or first_text or now - last_yield >= min_interval
+                                            or all(r.done for r in replies.values())):
                 last_yield, changed = now, False
                 yield replies
     finally:

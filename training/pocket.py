@@ -69,8 +69,8 @@ PLANS = {
     # On CPU, attention over a padding-free pack of several sequences uses a dense mask whose cost grows
     # with the square of the pack: long friction rows go one per pass (with gradient accumulation),
     # short eager rows several per pass, and pretraining text in blocks.
-    "full": PocketPlan(vocab_size=2048, shape="pocket", pretrain_epochs=2, pretrain_block=512, baseline_epochs=2,
-                       baseline_lr=2e-3, baseline_batch=8, friction_epochs=2, friction_lr=2e-3, friction_batch=1,
+    "full": PocketPlan(vocab_size=2048, shape="pocket", pretrain_epochs=1.5, pretrain_block=512, baseline_epochs=1.5,
+                       baseline_lr=2e-3, baseline_batch=8, friction_epochs=1.5, friction_lr=2e-3, friction_batch=1,
                        friction_accum=4, lora_r=32, max_length=1024, quality_prompts=40, max_new_tokens=400,
                        threads=1,
                        shape_overrides=(("hidden_size", 128), ("intermediate_size", 384), ("num_attention_heads", 4),

@@ -54,6 +54,7 @@ class DataSection:
     system: str = "plain"  # system prompt name (plain, friction) or text
     max_length: int = 1024  # longer rows are dropped, not truncated (a cut think block never closes)
     limit: int | None = None  # use only the first N training records (smoke runs)
+    eval_limit: int | None = None  # evaluate on only the first N held-out records
 
 
 @dataclass

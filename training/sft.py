@@ -10,11 +10,13 @@ Two row shapes, both produced here:
 """
 from __future__ import annotations
 
+import json
 import math
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 from pushback.chat import CHAT_TEMPLATE, prompt_completion, record_to_messages, system_prompt
@@ -57,8 +59,7 @@ class SFTResult:
     global_step: int
     train_loss: float
     eval_loss: float | None
-    train_tokens: int  # non-pad tokens seen by the model
-    trained_tokens: int  # tokens inside the loss (assistant spans)
+    train_tokens: int  # non-pad tokens the model read in this session
     seconds: float
     resumed_from_step: int | None
     log_history: list[dict[str, Any]]
@@ -74,7 +75,18 @@ def chat_rows(records: Sequence[Record], tokenizer: Any, *, mode: TemplateMode =
     prompt = system_prompt(system)
     if mode == "pushback":
         return [{"messages": record_to_messages(r, system=prompt, friction=friction)} for r in records]
-    return [prompt_completion(tokenizer, r, system=prompt, friction=friction) for r in records]
+    return [_single_bos(tokenizer, prompt_completion(tokenizer, r, system=prompt, friction=friction))
+            for r in records]
+
+
+def _single_bos(tokenizer: Any, row: dict[str, str]) -> dict[str, str]:
+    """TRL tokenizes prompt-completion text with special tokens on; a template that already wrote the BOS
+    (DeepSeek-R1 distill, Llama) would get a second one, so the rendered one is dropped."""
+    bos = tokenizer.bos_token
+    adds_bos = bool(bos) and tokenizer("", add_special_tokens=True)["input_ids"][:1] == [tokenizer.bos_token_id]
+    if adds_bos and row["prompt"].startswith(bos):
+        return {**row, "prompt": row["prompt"][len(bos):]}
+    return row
 
 
 def use_our_template(tokenizer: Any, mode: TemplateMode) -> None:
@@ -139,6 +151,7 @@ def sft_config(settings: SFTSettings, *, has_eval: bool, conversational: bool, c
         seed=settings.seed,
         data_seed=settings.seed,
         report_to="none",
+        include_num_input_tokens_seen="non_padding",  # real tokens, for tokens/s
         disable_tqdm=settings.disable_tqdm,
         dataloader_num_workers=0,
         save_only_model=False,
@@ -163,20 +176,20 @@ def _quiet_datasets(quiet: bool) -> Iterator[None]:
             datasets_logging.enable_progress_bar()
 
 
-def _count_tokens(dataset: Any) -> tuple[int, int]:
-    tokens = sum(len(ids) for ids in dataset["input_ids"])
-    trained = sum(sum(1 for label in labels if label != -100) for labels in dataset["labels"])
-    return tokens, trained
+def _tokens_seen(checkpoint: str | None) -> int:
+    """Tokens counted before this session (a resumed run continues the count from its checkpoint)."""
+    if not checkpoint:
+        return 0
+    state = json.loads((Path(checkpoint) / "trainer_state.json").read_text())
+    return int(state.get("num_input_tokens_seen") or 0)
 
 
-def fit(model: Any, tokenizer: Any, train_rows: list[dict[str, Any]], eval_rows: list[dict[str, Any]],
-        settings: SFTSettings, *, peft_config: Any = None, resume: bool = False,
-        callbacks: Sequence[Any] = ()) -> tuple[Any, SFTResult]:
-    """Train with TRL's SFTTrainer; return the trainer (its `.model` holds the result) and the figures."""
+def build_trainer(model: Any, tokenizer: Any, train_rows: list[dict[str, Any]], eval_rows: list[dict[str, Any]],
+                  settings: SFTSettings, *, peft_config: Any = None, callbacks: Sequence[Any] = ()) -> Any:
+    """TRL's SFTTrainer over our rows, with its datasets tokenized and labelled (nothing trained yet)."""
     import torch
     from datasets import Dataset
     from transformers import EarlyStoppingCallback
-    from transformers.trainer_utils import get_last_checkpoint
 
     if not train_rows:
         raise ValueError("no training rows: every record was dropped or the data is empty")
@@ -217,17 +230,25 @@ def fit(model: Any, tokenizer: Any, train_rows: list[dict[str, Any]], eval_rows:
         for param in trainer.model.parameters():
             if param.requires_grad and param.dtype != torch.float32:
                 param.data = param.data.float()
+    return trainer
+
+
+def fit(model: Any, tokenizer: Any, train_rows: list[dict[str, Any]], eval_rows: list[dict[str, Any]],
+        settings: SFTSettings, *, peft_config: Any = None, resume: bool = False,
+        callbacks: Sequence[Any] = ()) -> tuple[Any, SFTResult]:
+    """Train with TRL's SFTTrainer; return the trainer (its `.model` holds the result) and the figures."""
+    from transformers.trainer_utils import get_last_checkpoint
+
+    trainer = build_trainer(model, tokenizer, train_rows, eval_rows, settings, peft_config=peft_config,
+                            callbacks=callbacks)
     checkpoint = get_last_checkpoint(settings.output_dir) if resume else None
     if resume and checkpoint is None:
         raise FileNotFoundError(f"--resume: no checkpoint-* directory in {settings.output_dir}")
     resumed_from = int(checkpoint.rsplit("-", 1)[-1]) if checkpoint else None
-    tokens_per_epoch, trained_per_epoch = _count_tokens(trainer.train_dataset)
+    tokens_before = _tokens_seen(checkpoint)
     start = time.perf_counter()
     output = trainer.train(resume_from_checkpoint=checkpoint)
     seconds = time.perf_counter() - start
-    steps_run = output.global_step - (resumed_from or 0)
-    epochs_run = steps_run * config.per_device_train_batch_size * config.gradient_accumulation_steps / max(
-        1, len(trainer.train_dataset))
     eval_loss = None
     if trainer.eval_dataset is not None:
         eval_loss = float(trainer.evaluate()["eval_loss"])
@@ -235,8 +256,7 @@ def fit(model: Any, tokenizer: Any, train_rows: list[dict[str, Any]], eval_rows:
         global_step=output.global_step,
         train_loss=float(output.training_loss),
         eval_loss=eval_loss,
-        train_tokens=int(tokens_per_epoch * epochs_run),
-        trained_tokens=int(trained_per_epoch * epochs_run),
+        train_tokens=int(trainer.state.num_input_tokens_seen - tokens_before),
         seconds=seconds,
         resumed_from_step=resumed_from,
         log_history=list(trainer.state.log_history),

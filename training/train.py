@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -74,13 +75,18 @@ def load_base(base: str, recipe: Recipe) -> tuple[Any, Any]:
     dtype = compute_dtype(recipe.model.compute_dtype, cuda)
     tokenizer = AutoTokenizer.from_pretrained(base)
     use_our_template(tokenizer, recipe.model.chat_template)
+    fsdp = os.environ.get("ACCELERATE_USE_FSDP", "").lower() in ("1", "true")
     if recipe.model.quantization == "nf4":
         kwargs = quantization_kwargs("4bit", device)
         kwargs["quantization_config"].bnb_4bit_compute_dtype = dtype
+        if fsdp:  # FSDP shards parameters of one dtype: store the 4-bit weights in the compute dtype
+            kwargs["quantization_config"].bnb_4bit_quant_storage = dtype
         kwargs["dtype"] = dtype
     else:
         kwargs = {"dtype": dtype}
-    model = AutoModelForCausalLM.from_pretrained(base, device_map={"": 0 if cuda else "cpu"},
+    # One process per GPU under accelerate launch (LOCAL_RANK); FSDP places the shards itself.
+    device_map = None if fsdp else {"": int(os.environ.get("LOCAL_RANK", 0)) if cuda else "cpu"}
+    model = AutoModelForCausalLM.from_pretrained(base, device_map=device_map,
                                                  attn_implementation=recipe.model.attn_implementation, **kwargs)
     model.config.use_cache = False  # padding-free attention is correct only without a KV cache
     if recipe.model.quantization == "nf4":
@@ -160,7 +166,6 @@ def metrics_for(result: SFTResult, split: RecordSplit, dropped: int, base: str, 
         "last_logged_loss": next((e["loss"] for e in reversed(result.log_history) if "loss" in e), None),
         "train_seconds": round(result.seconds, 2),
         "train_tokens": result.train_tokens,
-        "tokens_in_loss": result.trained_tokens,
         "tokens_per_second": round(result.tokens_per_second, 1),
         "hardware": device_summary(),
         "quantization": recipe.model.quantization,
@@ -183,8 +188,9 @@ def run_training(recipe: Recipe, output: str | Path | None = None, *, resume: bo
                               f"or choose another --output")
     base = resolve_base(recipe.model.base)
     split = split or load_split(recipe.data.source, test_size=recipe.data.test_size, seed=recipe.data.split_seed)
-    if recipe.data.limit:
-        split = RecordSplit(split.train[: recipe.data.limit], split.eval, split.source)
+    if recipe.data.limit or recipe.data.eval_limit:
+        split = RecordSplit(split.train[: recipe.data.limit or None], split.eval[: recipe.data.eval_limit or None],
+                            split.source)
     model, tokenizer = load_base(base, recipe)
     mode = recipe.model.chat_template
     train_rows, dropped = drop_too_long(chat_rows(split.train, tokenizer, mode=mode, system=recipe.data.system),
@@ -196,8 +202,9 @@ def run_training(recipe: Recipe, output: str | Path | None = None, *, resume: bo
               f"tokens and were left out (raise data.max_length to keep them)")
     trainer, result = fit(model, tokenizer, train_rows, eval_rows, settings_for(recipe, out, quiet=quiet),
                           peft_config=lora_config(recipe, tokenizer), resume=resume)
-    trainer.model.save_pretrained(out)
-    tokenizer.save_pretrained(out)
+    trainer.save_model(str(out))  # the adapter and the tokenizer with its chat template (FSDP-safe)
+    if not trainer.is_world_process_zero():
+        return TrainOutput(out, {})
     write_atomic(out / "recipe.yaml", recipe.to_yaml())
     write_atomic(out / "training_example.txt", rendered_example(trainer, tokenizer))
     metrics = metrics_for(result, split, dropped, base, recipe)
@@ -214,6 +221,8 @@ def main(args: argparse.Namespace) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 1
     m = result.metrics
+    if not m:  # not the main process of a distributed run
+        return 0
     print(f"adapter saved to {result.output}")
     print(f"  steps {m['global_step']}"
           + (f" (resumed from {m['resumed_from_step']})" if m["resumed_from_step"] else "")
