@@ -1,5 +1,6 @@
-"""Classifier throughput on one core: the offline classifier vs the 1,000 responses/s target, and the
-first-word phrase index vs the plain scan it replaces (every alternative tried at every word), in one run.
+"""Classifier throughput on one core: the offline classifier vs the 1,000 responses/s target, its cost with
+and without the learned layer, and the first-word phrase index vs the plain scan it replaces (every
+alternative tried at every word), all in one run.
 
 Texts: every XSTest completion (gpt4, llama2new, llama2orig) plus every curated final and baseline
 answer -- real responses of real lengths.
@@ -72,12 +73,14 @@ def main(argv: list[str] | None = None) -> int:
     for item in items[:50]:
         C.classify(item[1], item[0])  # warm up caches
     full = rate(lambda item: C.classify(item[1], item[0]), items, repeats)
+    rules = rate(lambda item: C.classify(item[1], item[0], use_learned=False), items, repeats)
     indexed = rate(indexed_reading, sample, repeats)
     plain = rate(plain_reading, sample, max(1, repeats // 2))
     chars = statistics.mean(len(t) for _, t in items)
     result = {
         "python": platform.python_version(), "cpu": platform.processor() or platform.machine(), "cores_used": 1,
         "responses": len(items), "mean_chars": round(chars), "classify_per_s": round(full),
+        "rules_alone_per_s": round(rules),
         "target_per_s": TARGET, "vs_target": round(full / TARGET, 2),
         "phrase_reading_indexed_per_s": round(indexed), "phrase_reading_plain_per_s": round(plain),
         "index_speedup": round(indexed / plain, 1), "sample": len(sample),
@@ -85,6 +88,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{len(items)} real responses, {chars:.0f} characters on average, one core (Python {result['python']})")
     print(f"{'':40}{'responses/s':>14}{'ratio':>10}")
     print(f"{'classify() (labels, monologue, all)':40}{full:>14,.0f}{full / TARGET:>9.1f}x  of the 1,000/s target")
+    print(f"{'classify(use_learned=False): rules alone':40}{rules:>14,.0f}{rules / TARGET:>9.1f}x  "
+          f"(the learned layer costs {100 * (rules / full - 1):.0f}% more time)")
     print(f"{'phrase reading, first-word index':40}{indexed:>14,.0f}{indexed / plain:>9.1f}x  vs plain scan")
     print(f"{'phrase reading, plain scan':40}{plain:>14,.0f}{1:>9.1f}x")
     out = ROOT / "bench" / "results" / "classify.json"

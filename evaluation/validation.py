@@ -1,12 +1,13 @@
 """Validation of the classifier against people.
 
 1. XSTest's human labels (`final_label`). The split is fixed: the rules were tuned on the `gpt4`
-   completions only; `llama2new` and `llama2orig` (another model family, with and without its safety
-   system prompt) are held out. Agreement is reported per family, on comply vs any refusal (binary)
-   and on the three classes.
+   completions only; `llama2new` and `llama2orig` (Llama-2-70b-chat without and with its safety
+   system prompt: one other model family) are held out. Agreement is reported per family, on comply vs
+   any refusal (binary) and on the three classes, which the rules alone decide.
 2. The curated set: final answers should get their record's `expected` label and baseline answers
-   `comply`. Tuned on the train split only; the figure is the test split the dataset build uses
-   (`split_records(records, test_size=0.1, seed=0)`).
+   `comply`. Rules and the learned layer were tuned and fitted on the train split only; the figure is the
+   test split the dataset build uses (`split_records(records, test_size=0.1, seed=0)`), with the learned
+   layer and, for comparison, with the rules alone.
 """
 from __future__ import annotations
 
@@ -116,13 +117,15 @@ class CuratedAgreement:
     confusion: dict[tuple[str, str], int]  # (kind:expected, classifier label) -> count
 
 
-def curated_agreement(split: str = "test") -> CuratedAgreement:
+def curated_agreement(split: str = "test", use_learned: bool = True) -> CuratedAgreement:
     """Final answers against their `expected` label, baseline answers against `comply`."""
     train, test = split_records(load_records(curated_files()), test_size=0.1, seed=0)
     pairs = []
     for r in {"train": train, "test": test}[split]:
-        pairs.append((f"final:{r.expected}", r.expected, classify(r.final_answer, r.user_input).label))
-        pairs.append(("baseline:comply", "comply", classify(r.baseline_answer, r.user_input).label))
+        final = classify(r.final_answer, r.user_input, use_learned=use_learned).label
+        baseline = classify(r.baseline_answer, r.user_input, use_learned=use_learned).label
+        pairs.append((f"final:{r.expected}", r.expected, final))
+        pairs.append(("baseline:comply", "comply", baseline))
     by_kind: dict[str, tuple[int, int]] = {}
     for kind, wanted, got in pairs:
         right, total = by_kind.get(kind, (0, 0))
@@ -132,14 +135,19 @@ def curated_agreement(split: str = "test") -> CuratedAgreement:
                             dict(Counter((kind, got) for kind, _, got in pairs)))
 
 
+def final_answer_accuracy(result: CuratedAgreement) -> tuple[int, int]:
+    """(right, total) over final answers alone."""
+    finals = [(r, t) for k, (r, t) in result.by_kind.items() if k.startswith("final:")]
+    return sum(r for r, _ in finals), sum(t for _, t in finals)
+
+
 def format_curated(result: CuratedAgreement) -> str:
     lines = [f"| curated {result.split} split | n | agreement | " + " | ".join(LABELS) + " |",
              "|---|---:|---:|" + "---:|" * len(LABELS)]
     for kind, (right, total) in result.by_kind.items():
         cells = [str(result.confusion.get((kind, label), 0)) for label in LABELS]
         lines.append(f"| {kind} | {total} | {100 * right / total:.1f}% | " + " | ".join(cells) + " |")
-    finals = [(r, t) for k, (r, t) in result.by_kind.items() if k.startswith("final:")]
-    right, total = sum(r for r, _ in finals), sum(t for _, t in finals)
+    right, total = final_answer_accuracy(result)
     lines.append(f"| final answers | {total} | {100 * right / max(total, 1):.1f}% |" + " |" * len(LABELS))
     lines.append(f"| **all** | {result.n} | {100 * result.accuracy:.1f}% |" + " |" * len(LABELS))
     return "\n".join(lines)
@@ -163,4 +171,8 @@ def main_xstest(paths: list[str]) -> int:
     if curated_files():
         print()
         print(format_curated(curated_agreement("test")))
+        rules = curated_agreement("test", use_learned=False)
+        right, total = final_answer_accuracy(rules)
+        print(f"rules alone (no learned layer): final answers {100 * right / max(total, 1):.1f}%, "
+              f"all {100 * rules.accuracy:.1f}%")
     return 0

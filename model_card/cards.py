@@ -209,7 +209,8 @@ def _run_figures(metrics: dict[str, Any]) -> list[tuple[str, str]]:
         ("records left out (longer than data.max_length)", records.get("dropped_too_long")),
         ("optimizer steps", metrics.get("global_step")),
         ("train loss (first logged -> last logged)",
-         f"{metrics['first_logged_loss']} -> {metrics['last_logged_loss']}" if metrics.get("first_logged_loss") else None),
+         f"{metrics['first_logged_loss']:.3f} -> {metrics['last_logged_loss']:.3f}"
+         if metrics.get("first_logged_loss") is not None and metrics.get("last_logged_loss") is not None else None),
         ("eval loss (end)", metrics.get("eval_loss")),
         ("tokens trained on", metrics.get("train_tokens")),
         ("tokens per second", metrics.get("tokens_per_second")),
@@ -283,7 +284,8 @@ def build_card(model_dir: str | Path, *, kind: CardKind, repo_id: str, dataset_r
         language=["en"],
         pipeline_tag="text-generation",
         tags=tags,
-        model_name=repo_id,
+        # model_name only names the model-index; without results it would be a stray key
+        model_name=repo_id if evaluation.entries else None,
         eval_results=eval_results(evaluation.entries) or None,
         **extra,
     )
@@ -317,7 +319,9 @@ def build_card(model_dir: str | Path, *, kind: CardKind, repo_id: str, dataset_r
         method_display=method,
         hardware=run.metrics.get("hardware", "not recorded"),
         usage=_usage(kind, repo_id, base, merged_repo),
-        hyperparameters=_flatten("", {k: v for k, v in run.recipe.items() if k in ("model", "data", "lora", "training")}),
+        hyperparameters=[(k, v) for k, v in _flatten("", {k: v for k, v in run.recipe.items()
+                                                             if k in ("model", "data", "lora", "training")})
+                         if k != "training.output_dir"],  # a local path, meaningless to readers
         run_figures=_run_figures(run.metrics),
         example=example[:4000],
         evaluation=_evaluation_section(evaluation),

@@ -52,6 +52,11 @@ class Reply:
         return self.ended is not None
 
     @property
+    def shows_text(self) -> bool:
+        """Some words are on screen (in the monologue or the answer), not just a placeholder."""
+        return bool(self.split.monologue or self.split.answer)
+
+    @property
     def ttft(self) -> float | None:
         """Seconds from asking the (loaded) model to its first text."""
         return None if self.first_token is None else self.first_token - self.started
@@ -97,7 +102,7 @@ def stream_side_by_side(jobs: dict[str, tuple[str, Sequence[Message]]], params: 
                         min_interval: float = 0.05, first_frame_wait: float = 0.1,
                         stop_grace: float = 2.0) -> Iterator[dict[str, Reply]]:
     """Yield the replies of all sides (`key -> (spec, messages)`) as they grow: at once when a side
-    shows its first text, ends or fails, otherwise at most every `min_interval` seconds (so the page is
+    shows its first words, ends or fails, otherwise at most every `min_interval` seconds (so the page is
     not flooded), and once more when all have ended. The first frame waits up to `first_frame_wait`
     seconds for text, so a fast model's first words go out in it (on a served page every frame costs a
     round of Gradio's processing); a slow one shows the placeholders then. Setting `stop` ends every side: local
@@ -115,10 +120,9 @@ def stream_side_by_side(jobs: dict[str, tuple[str, Sequence[Message]]], params: 
             try:
                 key, kind, value, when = events.get(timeout=min_interval)
             except queue.Empty:
-                kind = None
+                kind, first_text = None, False
             else:
-                reply = replies[key]
-                first_text = kind == "chunk" and reply.first_token is None
+                reply, had_text = replies[key], replies[key].shows_text
                 changed = changed or kind in ("chunk", "error", "end") or (kind == "opened" and value)  # shown
                 if kind == "backend":
                     backends[key], reply.started = value, when
@@ -134,6 +138,7 @@ def stream_side_by_side(jobs: dict[str, tuple[str, Sequence[Message]]], params: 
                     reply.error = value
                 elif kind == "end":
                     _finish(reply, backends.get(key), stop.is_set(), when)
+                first_text = not had_text and reply.shows_text  # a side's first words go out at once
             now = time.perf_counter()
             if stop.is_set():
                 stop_seen = stop_seen or now
@@ -142,9 +147,12 @@ def stream_side_by_side(jobs: dict[str, tuple[str, Sequence[Message]]], params: 
                         if not reply.done:
                             _finish(reply, backends.get(key), True, now)
                     changed = True
-            placeholders = not last_yield and now - started >= first_frame_wait  # models still loading
-            if placeholders or changed and (kind in ("end", "error") or first_text or now - last_yield >= min_interval
-                                            or all(r.done for r in replies.values())):
+            urgent = kind in ("end", "error") or first_text or all(r.done for r in replies.values())
+            if not last_yield:  # the first frame: words, or placeholders once models take a while
+                due = urgent or now - started >= first_frame_wait
+            else:
+                due = changed and (urgent or now - last_yield >= min_interval)
+            if due:
                 last_yield, changed = now, False
                 yield replies
     finally:

@@ -229,8 +229,8 @@ def build_demo(config: SpaceConfig):
             for values, message in app.regenerate(state, session_id(request)):
                 yield *values, message, state
 
-        def run_stop(request: gr.Request) -> str:
-            return "Stopping…" if app.stop(session_id(request)) else ""
+        def run_stop(request: gr.Request) -> None:
+            app.stop(session_id(request))  # the running chat then ends its answers and says "Stopped."
 
         def run_clear(state: ChatSession, request: gr.Request):
             app.stop(session_id(request))
@@ -249,7 +249,8 @@ def build_demo(config: SpaceConfig):
         # Stop sets the stop events, so generation itself ends and the answers end with "(stopped)".
         # On ZeroGPU the generator runs in another process that those events do not reach: cancel it there.
         zero_gpu = os.environ.get("SPACES_ZERO_GPU") == "true"
-        stop.click(run_stop, None, [status], api_name="stop", queue=False, cancels=chat_events if zero_gpu else None)
+        # No output: a "Stopping…" here could land after the chat's own "Stopped." and overwrite it.
+        stop.click(run_stop, None, None, api_name="stop", queue=False, cancels=chat_events if zero_gpu else None)
         clear.click(run_clear, [session], [*outputs, session], api_name="clear", cancels=chat_events)
         for choice, button in vote_buttons.items():
             button.click(run_vote(choice), [session], [status], api_visibility="private", queue=False)

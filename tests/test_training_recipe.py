@@ -56,6 +56,8 @@ def test_unknown_section_and_wrong_types_are_errors(tmp_path: Path) -> None:
         load_recipe(write(tmp_path, MINIMAL + "lora:\n  r: sixteen\n"))
     with pytest.raises(RecipeError, match=r"model.quantization must be 'nf4' \| 'none'"):
         load_recipe(write(tmp_path, MINIMAL.replace("Instruct\n", "Instruct\n  quantization: int3\n", 1)))
+    with pytest.raises(RecipeError, match=r"recipe.yaml:5: training.warmup_ratio must be at least 0 and below 1"):
+        load_recipe(write(tmp_path, MINIMAL + "  warmup_ratio: 10\n"))
     with pytest.raises(RecipeError, match=r"model needs model.base"):
         load_recipe(write(tmp_path, "model:\n  quantization: nf4\n"))
 

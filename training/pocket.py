@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import re
 import shutil
 import sys
@@ -32,7 +33,7 @@ from pushback.paths import curated_files, pocket_dir
 from pushback.records import Record, load_records, write_atomic
 from pushback.splits import split_records
 
-BUILD_VERSION = 1  # bump when the recipe below changes, so cached pairs are rebuilt
+BUILD_VERSION = 2  # bump when the recipe below changes, so cached pairs are rebuilt
 MANIFEST = "pocket.json"
 
 
@@ -69,7 +70,7 @@ PLANS = {
     # On CPU, attention over a padding-free pack of several sequences uses a dense mask whose cost grows
     # with the square of the pack: long friction rows go one per pass (with gradient accumulation),
     # short eager rows several per pass, and pretraining text in blocks.
-    "full": PocketPlan(vocab_size=2048, shape="pocket", pretrain_epochs=1.5, pretrain_block=512, baseline_epochs=1.5,
+    "full": PocketPlan(vocab_size=2048, shape="pocket", pretrain_epochs=2, pretrain_block=512, baseline_epochs=1.5,
                        baseline_lr=2e-3, baseline_batch=8, friction_epochs=1.5, friction_lr=2e-3, friction_batch=1,
                        friction_accum=4, lora_r=32, max_length=1024, quality_prompts=40, max_new_tokens=400,
                        threads=1,
@@ -205,6 +206,23 @@ def quality_check(baseline: Path, friction: Path, held: list[Record], *, n: int,
     return QualityCheck(len(prompts), shares["friction"], shares["baseline"], samples=samples)
 
 
+def _repoint_provenance(out: Path) -> None:
+    """The friction model's provenance files must not point into the build directory, now removed."""
+    import yaml
+
+    friction, baseline = out / "friction", str(out / "baseline")
+    for name, update in (("merge.json", {"base_model": baseline, "adapter": None}),
+                         ("metrics.json", {"base_model": baseline})):
+        if (friction / name).exists():
+            info = {**json.loads((friction / name).read_text()), **update}
+            write_atomic(friction / name, json.dumps(info, indent=2) + "\n")
+    if (friction / "recipe.yaml").exists():
+        recipe = yaml.safe_load((friction / "recipe.yaml").read_text())
+        recipe["model"]["base"] = "pocket:baseline"
+        recipe["training"]["output_dir"] = "(removed after the merge)"
+        write_atomic(friction / "recipe.yaml", yaml.safe_dump(recipe, sort_keys=False))
+
+
 def _first_sentence(text: str) -> str:
     match = re.search(r"[.!?](\s|$)", text)
     return text[: match.end()].strip() if match else text
@@ -287,10 +305,9 @@ def _build(out: Path, plan: PocketPlan, *, tiny: bool, seed: int, data: list[Pat
     log(f"building the pocket pair in {out} ({'tiny' if tiny else 'full'}; {len(train)} training records, "
         f"{len(held)} held out)")
     out.mkdir(parents=True, exist_ok=True)
-    work = out / ".work"
+    # Build beside the pair, swap it in at the end: a crash or a reader never sees half a pair.
+    work = out / f".build-{os.getpid()}"
     shutil.rmtree(work, ignore_errors=True)
-    for name in ("baseline", "friction", MANIFEST):
-        shutil.rmtree(out / name, ignore_errors=True) if (out / name).is_dir() else (out / name).unlink(missing_ok=True)
     t = time.perf_counter()
 
     from training.scratch import train_tokenizer
@@ -298,13 +315,18 @@ def _build(out: Path, plan: PocketPlan, *, tiny: bool, seed: int, data: list[Pat
     texts = [text for r in train for text in (r.user_input, r.monologue, r.final_answer, r.baseline_answer)]
     tokenizer = train_tokenizer(texts, vocab_size=plan.vocab_size)
     t = step("tokenizer", t)
-    _train_baseline(tokenizer, train, plan, seed, work, out / "baseline")
+    _train_baseline(tokenizer, train, plan, seed, work, work / "baseline")
     t = step("baseline", t)
-    _train_friction(out / "baseline", train, held, plan, seed, work, out / "friction")
+    _train_friction(work / "baseline", train, held, plan, seed, work, work / "friction")
     t = step("friction", t)
-    quality = quality_check(out / "baseline", out / "friction", held or train, n=plan.quality_prompts,
+    quality = quality_check(work / "baseline", work / "friction", held or train, n=plan.quality_prompts,
                             max_new_tokens=plan.max_new_tokens, seed=seed)
     t = step("quality", t)
+    (out / MANIFEST).unlink(missing_ok=True)
+    for name in ("baseline", "friction"):
+        shutil.rmtree(out / name, ignore_errors=True)
+        os.replace(work / name, out / name)
+    _repoint_provenance(out)
     shutil.rmtree(work, ignore_errors=True)
     seconds = round(time.perf_counter() - start, 2)
     info = {"fingerprint": fingerprint, "tiny": tiny, "seed": seed, "plan": asdict(plan), "seconds": seconds,
@@ -325,10 +347,8 @@ def main(args: argparse.Namespace) -> int:
         return 1
     if result.cached:
         print(result.quality.summary())
-    if args.out and Path(args.out).resolve() != pocket_dir().resolve():
-        print(f"note: the specs pocket:baseline / pocket:friction look in {pocket_dir()}; "
-              f"set PUSHBACK_CACHE={Path(args.out).resolve().parent} to use this pair"
-              if Path(args.out).name == "pocket" else
-              f"note: load this pair by path ({result.baseline}, {result.friction}); the pocket: specs look in "
-              f"{pocket_dir()}")
+    if result.out.resolve() != pocket_dir().resolve():
+        hint = (f"set PUSHBACK_CACHE={result.out.resolve().parent} to use this pair by those names"
+                if result.out.name == "pocket" else "load this pair by its paths")
+        print(f"note: the specs pocket:baseline / pocket:friction look in {pocket_dir()}; {hint}")
     return 0

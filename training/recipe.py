@@ -232,7 +232,30 @@ def parse_recipe(data: dict[str, Any], where: str = "<recipe>", lines: dict[str,
                               f"{', '.join([*SECTIONS, *_TOP_SCALARS])}")
     if "model" not in built:
         raise RecipeError(f"{where}: the recipe needs a model section with model.base")
-    return Recipe(**built)
+    recipe = Recipe(**built)
+    _check_ranges(recipe, where, lines)
+    return recipe
+
+
+# (section.key, test, what it must be)
+_RANGES = (
+    ("data.test_size", lambda v: 0 < v < 1, "between 0 and 1"),
+    ("data.max_length", lambda v: v > 0, "positive"),
+    ("lora.r", lambda v: v > 0, "positive"),
+    ("training.warmup_ratio", lambda v: 0 <= v < 1, "at least 0 and below 1 (a share of the steps)"),
+    ("training.learning_rate", lambda v: v > 0, "positive"),
+    ("training.per_device_train_batch_size", lambda v: v > 0, "positive"),
+    ("training.gradient_accumulation_steps", lambda v: v > 0, "positive"),
+)
+
+
+def _check_ranges(recipe: Recipe, where: str, lines: dict[str, int]) -> None:
+    for key, ok, meaning in _RANGES:
+        section, name = key.split(".")
+        value = getattr(getattr(recipe, section), name)
+        if not ok(value):
+            at = f"{where}:{lines[key]}" if key in lines else where
+            raise RecipeError(f"{at}: {key} must be {meaning}, got {value!r}")
 
 
 def _apply_override(data: dict[str, Any], assignment: str) -> None:

@@ -104,14 +104,22 @@ def token_length(tokenizer: Any, row: dict[str, Any]) -> int:
     return len(tokenizer(row["prompt"] + row["completion"], add_special_tokens=False)["input_ids"])
 
 
-def drop_too_long(rows: list[dict[str, Any]], tokenizer: Any, max_length: int | None,
-                  what: str = "rows") -> tuple[list[dict[str, Any]], int]:
+def drop_too_long(rows: list[dict[str, Any]], tokenizer: Any,
+                  max_length: int | None) -> tuple[list[dict[str, Any]], int]:
     """Padding-free batches do not truncate; a friction example cut short would teach a think block that
     never closes, so rows longer than `max_length` are dropped (and counted) instead of truncated."""
     if not max_length:
         return rows, 0
     kept = [row for row in rows if token_length(tokenizer, row) <= max_length]
     return kept, len(rows) - len(kept)
+
+
+def mixed_precision(cuda: bool) -> dict[str, bool]:
+    """bf16 autocast where the GPU has it, fp16 on older GPUs, none on CPU (TRL would default to bf16)."""
+    import torch
+
+    bf16 = cuda and torch.cuda.is_bf16_supported()
+    return {"bf16": bf16, "fp16": cuda and not bf16}
 
 
 def sft_config(settings: SFTSettings, *, has_eval: bool, conversational: bool, cuda: bool):
@@ -142,7 +150,7 @@ def sft_config(settings: SFTSettings, *, has_eval: bool, conversational: bool, c
         metric_for_best_model="eval_loss",
         greater_is_better=False,
         activation_checkpointing=settings.activation_checkpointing,
-        bf16=cuda,
+        **mixed_precision(cuda),
         padding_free=settings.padding_free,
         max_length=None,  # padding-free does not truncate: rows were length-checked before
         assistant_only_loss=conversational,

@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from model_card import build_card
 from pushback.backends import BackendError, device_summary, quantization_kwargs, resolve_weights
 from pushback.records import RecordsError, write_atomic
 from pushback.specs import SpecError, parse_spec
@@ -47,20 +48,26 @@ def resolve_base(spec_text: str) -> str:
         try:
             return resolve_weights(spec)[0]
         except BackendError:
-            from training.pocket import build_pocket
             from pushback.paths import pocket_dir
+            from training.pocket import build_pocket
 
             print(f"{spec_text}: not built yet; building the pocket pair in {pocket_dir()} first")
             build_pocket(pocket_dir())
             return resolve_weights(spec)[0]
-    return resolve_weights(spec)[0]
+    base, adapter = resolve_weights(spec)
+    if adapter:
+        raise SpecError(f"model.base {spec_text!r} is a LoRA adapter on {base}: merge it first (pushback merge)")
+    return base
 
 
 def compute_dtype(name: str, cuda: bool):
+    """`auto`: bf16 on GPUs that have it, fp16 on older ones (T4, V100), fp32 on CPU."""
     import torch
 
     if name == "auto":
-        return torch.bfloat16 if cuda and torch.cuda.is_bf16_supported() else torch.float32
+        if not cuda:
+            return torch.float32
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     return {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[name]
 
 
@@ -210,6 +217,8 @@ def run_training(recipe: Recipe, output: str | Path | None = None, *, resume: bo
     metrics = metrics_for(result, split, dropped, base, recipe)
     write_atomic(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     plot_losses(result.log_history, out / "loss.png")
+    # TRL's own card calls an adapter `library_name: transformers`; ours says what this folder is.
+    write_atomic(out / "README.md", build_card(out, kind="adapter", repo_id=f"local/{out.name}"))
     return TrainOutput(out, metrics)
 
 
