@@ -37,7 +37,8 @@ def reply_messages(reply: Reply) -> list[dict[str, Any]]:
     messages: list[dict[str, Any]] = []
     split = reply.split
     if split.monologue or split.thinking:
-        metadata: dict[str, Any] = {"title": MONOLOGUE_TITLE, "status": "pending" if split.thinking and not reply.done else "done"}
+        pending = split.thinking and not reply.done
+        metadata: dict[str, Any] = {"title": MONOLOGUE_TITLE, "status": "pending" if pending else "done"}
         if reply.done and reply.first_token is not None:
             metadata["duration"] = round(reply.ended - reply.first_token, 2)
         messages.append({"role": "assistant", "content": as_text(split.monologue) or "…", "metadata": metadata})

@@ -77,9 +77,11 @@ class App:
         if not text.strip():
             return "Type a prompt first."
         if len(text) > self.config.max_prompt_chars:
-            return f"That prompt is {len(text):,} characters; the limit here is {self.config.max_prompt_chars:,}. Please shorten it."
+            return (f"That prompt is {len(text):,} characters; the limit here is {self.config.max_prompt_chars:,}. "
+                    "Please shorten it.")
         if len(session.turns) >= self.config.max_turns:
-            return f"This conversation reached {self.config.max_turns} turns, the limit here. Press Clear to start a new one."
+            return (f"This conversation reached {self.config.max_turns} turns, the limit here. "
+                    "Press Clear to start a new one.")
         return None
 
     def view(self, session: ChatSession) -> list[Any]:
@@ -158,7 +160,8 @@ def banner(config: SpaceConfig) -> str:
             "curated set on this machine: they show the format and the streaming, not real quality. "
             "Set `PUSHBACK_BASELINE` and `PUSHBACK_FRICTION` to model specs (a Hub id, a local directory, "
             "`base+adapter`, or `litellm:ollama_chat/qwen2.5`), or `PUSHBACK_CONFIG=space.yaml`, and restart.")
-    lines.append(f"<sub>Baseline `{config.baseline}` · Friction `{config.friction}` · running on {device_summary()}</sub>")
+    lines.append(f"<sub>Baseline `{config.baseline}` · Friction `{config.friction}` · "
+                 f"running on {device_summary()}</sub>")
     return "\n\n".join(lines)
 
 
@@ -200,7 +203,8 @@ def build_demo(config: SpaceConfig):
                     stats.append(gr.Markdown(elem_classes="column-stats", elem_id=f"stats-{key}"))
         with gr.Row(equal_height=True):
             prompt = gr.Textbox(show_label=False, scale=8, autofocus=True, elem_id="prompt", max_lines=6,
-                                placeholder="Ask anything… e.g. “Since we only use 10% of our brains, how do I use the rest?”")
+                                placeholder="Ask anything… e.g. “Since we only use 10% of our brains, "
+                                            "how do I use the rest?”")
             send = gr.Button("Send", variant="primary", scale=1, min_width=90, elem_id="send")
             stop = gr.Button("Stop", variant="stop", scale=1, min_width=90, elem_id="stop")
         status = gr.Markdown(elem_id="status")
@@ -232,7 +236,7 @@ def build_demo(config: SpaceConfig):
         def run_stop(request: gr.Request) -> None:
             app.stop(session_id(request))  # the running chat then ends its answers and says "Stopped."
 
-        def run_clear(state: ChatSession, request: gr.Request):
+        def run_clear(request: gr.Request):
             app.stop(session_id(request))
             state = ChatSession()
             return *app.view(state), "", state
@@ -251,7 +255,7 @@ def build_demo(config: SpaceConfig):
         zero_gpu = os.environ.get("SPACES_ZERO_GPU") == "true"
         # No output: a "Stopping…" here could land after the chat's own "Stopped." and overwrite it.
         stop.click(run_stop, None, None, api_name="stop", queue=False, cancels=chat_events if zero_gpu else None)
-        clear.click(run_clear, [session], [*outputs, session], api_name="clear", cancels=chat_events)
+        clear.click(run_clear, None, [*outputs, session], api_name="clear", cancels=chat_events)
         for choice, button in vote_buttons.items():
             button.click(run_vote(choice), [session], [status], api_visibility="private", queue=False)
     demo.queue(default_concurrency_limit=config.concurrency, max_size=config.queue_size)

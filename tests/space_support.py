@@ -50,17 +50,18 @@ class ScriptedServer(LocalOpenAIServer):
         return f"litellm:openai/scripted@api_base={self.url}" + (f"@system={system}" if system else "")
 
 
-def fixed_length_model(source: Path, out: Path) -> Path:
+def fixed_length_model(source: Path, out: Path, *, also_suppress: tuple[str, ...] = ()) -> Path:
     """A copy of a tiny model that never ends early (its end tokens suppressed): every reply is exactly
-    `max_new_tokens` long, so timings and Stop tests do not depend on a random early end."""
+    `max_new_tokens` long, so timings and Stop tests do not depend on a random early end. Tokens in
+    `also_suppress` are never generated either."""
     from transformers import AutoTokenizer
 
     shutil.copytree(source, out, dirs_exist_ok=True)
     tokenizer = AutoTokenizer.from_pretrained(out)
-    ends = {tokenizer.convert_tokens_to_ids(t) for t in ("<|im_end|>", "<|endoftext|>")} | {tokenizer.eos_token_id}
+    banned = {tokenizer.convert_tokens_to_ids(t) for t in ("<|im_end|>", "<|endoftext|>", *also_suppress)}
     path = out / "generation_config.json"
     config = json.loads(path.read_text()) if path.exists() else {}
-    config["suppress_tokens"] = sorted(i for i in ends if isinstance(i, int))
+    config["suppress_tokens"] = sorted(i for i in banned | {tokenizer.eos_token_id} if isinstance(i, int))
     path.write_text(json.dumps(config, indent=2))
     return out
 
@@ -83,10 +84,13 @@ def launch(demo: Any) -> str:
 
 def thinking_template_model(source: Path, out: Path) -> Path:
     """A copy of a tiny model whose chat template opens `<think>` in the prompt (as DeepSeek-R1
-    distills do), so its reply starts inside the monologue."""
+    distills do), so its reply starts inside the monologue. It never writes a think tag or an end
+    token itself, so the whole reply is monologue whatever the random weights prefer."""
     from transformers import AutoTokenizer
 
-    shutil.copytree(source, out, dirs_exist_ok=True)
+    from pushback.thinking import CLOSE_TAG, OPEN_TAG
+
+    fixed_length_model(source, out, also_suppress=(OPEN_TAG, CLOSE_TAG))
     tokenizer = AutoTokenizer.from_pretrained(out)
     tokenizer.chat_template = tokenizer.chat_template.replace(
         "{{ '<|im_start|>assistant\\n' }}{%- endif -%}", "{{ '<|im_start|>assistant\\n<think>\\n' }}{%- endif -%}")

@@ -16,8 +16,8 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 
 pytestmark = [
     pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason=f"Debian chromium is not installed at {CHROMIUM} "
-                                                      "(apt-get install chromium); Playwright's own browsers are not used"),
+    pytest.mark.skipif(not CHROMIUM.exists(), reason=f"Debian chromium is not installed at {CHROMIUM} (apt-get "
+                                                      "install chromium); Playwright's own browsers are not used"),
 ]
 
 

@@ -9,23 +9,23 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from space_support import free_port
+from space_support import fixed_length_model, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.mark.slow
 def test_app_py_starts_offline_on_configured_models(tiny_model_dir, tmp_path):
-    port = free_port()
-    env = {**os.environ, "PUSHBACK_BASELINE": str(tiny_model_dir), "PUSHBACK_FRICTION": f"{tiny_model_dir}@system=friction",
-           "PUSHBACK_FEEDBACK_DIR": str(tmp_path / "votes"), "GRADIO_SERVER_NAME": "127.0.0.1",
-           "GRADIO_SERVER_PORT": str(port), "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1"}
-    app = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                           stderr=subprocess.STDOUT, text=True)
+    port, model = free_port(), fixed_length_model(tiny_model_dir, tmp_path / "model")  # never ends early
+    env = {**os.environ, "PUSHBACK_BASELINE": str(model), "PUSHBACK_FRICTION": f"{model}@system=friction", "PUSHBACK_FEEDBACK_DIR": str(tmp_path / "votes"),
+           "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(port), "GRADIO_ANALYTICS_ENABLED": "False",
+           "HF_HUB_OFFLINE": "1"}
+    log = tmp_path / "app.log"
+    app = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 90
         while True:
-            assert app.poll() is None, f"app.py exited:\n{app.stdout.read()[-3000:]}"
+            assert app.poll() is None, f"app.py exited:\n{log.read_text()[-3000:]}"
             assert time.monotonic() < deadline, "app.py did not serve its page in 90 s"
             try:
                 page = urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2).read().decode()

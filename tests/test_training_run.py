@@ -132,7 +132,7 @@ def test_labels_are_exactly_the_assistant_spans_and_base_layers_are_4bit(records
 
     from training.train import resolve_base
 
-    recipe = load_recipe(recipe_path)
+    recipe = load_recipe(recipe_path, SETS)  # two sequences per pass: a padding-free batch
     model, tokenizer = load_base(resolve_base(recipe.model.base), recipe)
     rows = chat_rows(records[:6], tokenizer)
     trainer = build_trainer(model, tokenizer, rows, [], settings_for(recipe, tmp_path, quiet=True),

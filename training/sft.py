@@ -151,7 +151,8 @@ def sft_config(settings: SFTSettings, *, has_eval: bool, conversational: bool, c
         greater_is_better=False,
         activation_checkpointing=settings.activation_checkpointing,
         **mixed_precision(cuda),
-        padding_free=settings.padding_free,
+        # One sequence per pass has no padding to remove; TRL would only warn that packing is pointless.
+        padding_free=settings.padding_free and settings.per_device_train_batch_size > 1,
         max_length=None,  # padding-free does not truncate: rows were length-checked before
         assistant_only_loss=conversational,
         completion_only_loss=None if conversational else True,
