@@ -21,8 +21,8 @@ from pushback.thinking import CLOSE_TAG, OPEN_TAG
 
 
 def load_once(fn: Callable) -> Callable:
-    """Cache a loader by its arguments; concurrent first calls with the same arguments load once,
-    while loads of different models proceed in parallel. Failures are not cached."""
+    """Cache a loader by its arguments; concurrent first calls with the same arguments load once.
+    Failures are not cached."""
     cache: dict[tuple, Any] = {}
     locks: dict[tuple, threading.Lock] = {}
     guard = threading.Lock()
@@ -162,9 +162,20 @@ def _stop_criteria(*events: threading.Event):
     return StoppingCriteriaList([StopOnEvent()])
 
 
+# transformers' `from_pretrained` (and its lazy imports) is not thread-safe: two models loading in
+# parallel threads came out with weights left on the meta device (NaN sampling) or "cannot import
+# name" errors. Local weights therefore load one at a time; endpoint backends never take this lock.
+_FROM_PRETRAINED = threading.Lock()
+
+
 @load_once
 def load_weights(base: str, adapter: str | None, precision: str | None) -> tuple[Any, Any]:
     """(model, tokenizer), loaded once per process: columns that share weights share memory."""
+    with _FROM_PRETRAINED:
+        return _load_weights(base, adapter, precision)
+
+
+def _load_weights(base: str, adapter: str | None, precision: str | None) -> tuple[Any, Any]:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     device = _device()

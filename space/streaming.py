@@ -10,25 +10,9 @@ from dataclasses import dataclass, field
 
 from pushback.backends import Backend, GenerationParams, load_backend
 from pushback.chat import Message
-from pushback.specs import SpecError, parse_spec
 from pushback.thinking import Split, ThinkParser
 
-_LOADING = threading.Lock()
 
-
-def load_one_at_a_time(spec: str) -> Backend:
-    """`load_backend`, but never two local models at once: transformers' `from_pretrained` (and its lazy
-    imports) is not thread-safe; two models loading in parallel threads came out with weights left on
-    the meta device or uninitialised (NaN sampling errors) and "cannot import name" errors. Endpoint
-    specs load instantly and skip the lock, so a slow local load never holds up an endpoint column."""
-    try:
-        local = parse_spec(spec).is_local_weights
-    except SpecError:
-        local = False  # load_backend raises the spec error, shown in the column
-    if not local:
-        return load_backend(spec)
-    with _LOADING:
-        return load_backend(spec)
 
 @dataclass
 class Reply:
@@ -98,7 +82,7 @@ def _finish(reply: Reply, backend: Backend | None, stopped: bool, when: float) -
 
 
 def stream_side_by_side(jobs: dict[str, tuple[str, Sequence[Message]]], params: GenerationParams,
-                        stop: threading.Event, *, loader: Callable[[str], Backend] = load_one_at_a_time,
+                        stop: threading.Event, *, loader: Callable[[str], Backend] = load_backend,
                         min_interval: float = 0.05, first_frame_wait: float = 0.1,
                         stop_grace: float = 2.0) -> Iterator[dict[str, Reply]]:
     """Yield the replies of all sides (`key -> (spec, messages)`) as they grow: at once when a side

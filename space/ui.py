@@ -16,7 +16,7 @@ from pushback.backends import GenerationParams, device_summary
 from pushback.chat import SYSTEM_FRICTION
 from space.config import SpaceConfig
 from space.render import history_messages, stats_line
-from space.streaming import Reply, load_one_at_a_time, stream_side_by_side
+from space.streaming import Reply, stream_side_by_side
 from space.votes import CHOICES, FeedbackLog
 
 CSS = """
@@ -281,7 +281,7 @@ def warm_up(config: SpaceConfig) -> list[threading.Thread]:
     threads, for callers that want to wait."""
     def load(spec: str) -> None:
         try:
-            load_one_at_a_time(spec)
+            load_backend(spec)
         except Exception:  # noqa: BLE001 - the column shows the error when it is used
             pass
 

@@ -59,3 +59,30 @@ def test_precision_defaults():
     assert "quantization_config" in quantization_kwargs(None, "cuda")
     assert quantization_kwargs("4bit", "cpu")["quantization_config"].bnb_4bit_quant_type == "nf4"
     assert quantization_kwargs("bf16", "cpu") == {"dtype": torch.bfloat16}
+
+
+def test_local_models_load_one_at_a_time_and_come_out_whole(tiny_model_dir, tmp_path):
+    """Parallel `from_pretrained` of different models left weights on the meta device or uninitialised
+    (NaN sampling errors under load): local weights load one at a time."""
+    import shutil
+
+    import torch
+
+    copies = [str(shutil.copytree(tiny_model_dir, tmp_path / f"copy-{i}")) for i in range(3)]
+    errors: list[BaseException] = []
+
+    def load(spec: str) -> None:
+        try:
+            load_backend(spec)
+        except BaseException as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=load, args=(spec,)) for spec in copies]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+    for spec in copies:
+        model = load_backend(spec).model
+        assert all(p.device.type == "cpu" and torch.isfinite(p).all() for p in model.parameters()), spec

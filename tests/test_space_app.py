@@ -247,35 +247,6 @@ def test_a_second_prompt_waits_for_the_first(make_app):
     assert not wait_for_generation_threads(before, timeout=3)
 
 
-def test_local_models_load_one_at_a_time_and_come_out_whole(tiny_model_dir, tmp_path):
-    """Parallel `from_pretrained` of different models left weights on the meta device or uninitialised
-    (NaN sampling errors under load); the Space loads local models one at a time."""
-    import shutil
-
-    import torch
-
-    from space.streaming import load_one_at_a_time
-
-    copies = [str(shutil.copytree(tiny_model_dir, tmp_path / f"copy-{i}")) for i in range(3)]
-    errors: list[BaseException] = []
-
-    def load(spec: str) -> None:
-        try:
-            load_one_at_a_time(spec)
-        except BaseException as e:  # noqa: BLE001 - reported below
-            errors.append(e)
-
-    threads = [threading.Thread(target=load, args=(spec,)) for spec in copies]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert not errors
-    for spec in copies:
-        model = load_one_at_a_time(spec).model
-        assert all(p.device.type == "cpu" and torch.isfinite(p).all() for p in model.parameters()), spec
-
-
 def test_on_a_space_votes_are_committed_to_the_feedback_dataset(monkeypatch, tmp_path):
     """Only the last hop is fake: `pushback.hub.hub_api` returns a recorder in place of HfApi."""
     from concurrent.futures import Future
