@@ -20,7 +20,7 @@ import random
 import re
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -81,6 +81,21 @@ class Meter:
     @property
     def cost_known(self) -> bool:
         return self.calls > 0 and self.priced_calls == self.calls
+
+    @classmethod
+    def total(cls, meters: Iterable[Meter]) -> Meter:
+        """The sum of several meters (one per worker process)."""
+        total = cls()
+        for meter in meters:
+            total.calls += meter.calls
+            total.succeeded += meter.succeeded
+            total.failed_calls += meter.failed_calls
+            total.retries.update(meter.retries)
+            total.prompt_tokens += meter.prompt_tokens
+            total.completion_tokens += meter.completion_tokens
+            total.cost += meter.cost
+            total.priced_calls += meter.priced_calls
+        return total
 
     def as_dict(self) -> dict[str, Any]:
         return {"calls": self.calls, "succeeded": self.succeeded, "failed_calls": self.failed_calls,

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from generation.client import CallFailed, ChatClient
+from generation.client import CallFailed, ChatClient, FatalError, redact
 from generation.parse import clean_prompt, clean_reply
 from generation.plan import Examples, Job
 from generation.templates import Templates, persona_title
@@ -128,6 +128,31 @@ class Relay:
     async def _twin(self, job: Job, original_input: str, taken: set[str]) -> Record:
         twin_input = await self.write_prompt(job, taken, twin_for=original_input)
         return await self.record(job, twin_input, "benign", twin_of=record_id(original_input))
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a job ended: "ok", "failed" (its missing records are given up; `cause` says why) or "fatal"
+    (the run must stop: a bad key, an unknown model, an output that cannot be written)."""
+
+    kind: str
+    cause: str = ""
+    message: str = ""
+
+
+async def run_job(relay: Relay, job: Job, taken: set[str], write: Callable[[Record], Awaitable[object]],
+                  secret: str | None = None) -> Outcome:
+    """Run one job through the relay and classify how it ended; a provider error never escapes as text."""
+    try:
+        await relay.run(job, taken, write)
+    except FatalError as error:
+        return Outcome("fatal", "fatal", redact(str(error), secret))
+    except (CallFailed, ValueError) as error:  # ValueError: a record that failed validation
+        cause = error.kind if isinstance(error, CallFailed) else "invalid"
+        return Outcome("failed", cause, redact(str(error), secret))
+    except Exception as error:  # noqa: BLE001 - e.g. the output cannot be written: stop, and say why
+        return Outcome("fatal", "error", f"{type(error).__name__}: {redact(str(error), secret)}")
+    return Outcome("ok")
 
 
 def _drop(task: asyncio.Task) -> None:

@@ -26,6 +26,11 @@ class Job:
     def slots(self) -> int:
         return 2 if self.twin else 1
 
+    @property
+    def categories(self) -> list[str]:
+        """The categories of the records this job delivers, in the order they are written."""
+        return [self.category, "benign"] if self.twin else [self.category]
+
 
 def read_curated(paths: Iterable[str | Path] | None = None) -> list[Record]:
     """The valid curated records (a line being edited elsewhere is skipped, not fatal)."""

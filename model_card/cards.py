@@ -254,7 +254,7 @@ tokenizer = AutoTokenizer.from_pretrained("{repo_id if kind == 'adapter' else 'A
         "In the Push-Back AI Space, evaluation or CLI, as a model spec:",
         f"```\n{spec}\n```",
         "With Ollama (Qwen-based adapters cannot be imported by Ollama; use the merged weights):",
-        "```bash\nhuggingface-cli download " + (repo_id if kind == "merged" else merged_repo or "MERGED_REPO")
+        "```bash\nhf download " + (repo_id if kind == "merged" else merged_repo or "MERGED_REPO")
         + " --local-dir merged\npushback export ollama --model merged --out ollama/\n"
         "ollama create pushback-friction -f ollama/Modelfile && ollama run pushback-friction\n```",
     ]

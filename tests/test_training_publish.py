@@ -209,3 +209,16 @@ def test_dry_run_pushes_nothing_and_bad_inputs_are_clear(trained, tmp_path, monk
     assert "adapter_config.json" in capsys.readouterr().err
     assert cli(["publish", "--merged", str(merged), "--repo-prefix", "no-owner", "--dry-run"]) == 1
     assert "OWNER/NAME" in capsys.readouterr().err
+
+
+def test_training_reads_a_built_dataset_and_its_split_is_the_projects_split(dataset_dir):
+    """`data.source` may be a `pushback dataset build` directory: its train/test splits are used as they
+    are, and they are the very split training makes from the JSONL files (one split everywhere)."""
+    from training.data import load_split
+
+    from_dataset = load_split([str(dataset_dir)])
+    from_files = load_split(["data/curated/*.jsonl"])
+    assert from_dataset.source == str(dataset_dir)
+    assert [r.id for r in from_dataset.train] == [r.id for r in from_files.train]
+    assert [r.id for r in from_dataset.eval] == [r.id for r in from_files.eval]
+    assert from_dataset.train[0] == from_files.train[0]  # the records survive parquet unchanged

@@ -155,6 +155,23 @@ def test_labels_are_exactly_the_assistant_spans_and_base_layers_are_4bit(records
     assert all(p.dtype == torch.float32 for n, p in trainer.model.named_parameters() if n in trainable)
 
 
+def test_eval_split_early_stopping_and_cosine_schedule_are_wired(records, recipe_path, tmp_path):
+    from transformers import EarlyStoppingCallback
+
+    from training.recipe import load_recipe
+    from training.sft import build_trainer, chat_rows
+    from training.train import load_base, lora_config, resolve_base, settings_for
+
+    recipe = load_recipe(recipe_path, ["training.eval_steps=2", "training.save_steps=2"])
+    model, tokenizer = load_base(resolve_base(recipe.model.base), recipe)
+    trainer = build_trainer(model, tokenizer, chat_rows(records[:4], tokenizer), chat_rows(records[4:6], tokenizer),
+                            settings_for(recipe, tmp_path, quiet=True), peft_config=lora_config(recipe, tokenizer))
+    assert trainer.args.lr_scheduler_type == "cosine" and trainer.args.eval_strategy == "steps"
+    assert trainer.args.load_best_model_at_end and trainer.args.metric_for_best_model == "eval_loss"
+    assert any(isinstance(c, EarlyStoppingCallback) for c in trainer.callback_handler.callbacks)
+    assert len(trainer.eval_dataset) == 2
+
+
 def test_resume_continues_from_the_last_checkpoint(run_dir, first_metrics, recipe_path, capsys):
     assert (run_dir / "checkpoints" / f"checkpoint-{STEPS}").is_dir()
     # Starting over in a directory with checkpoints is refused rather than silently mixed.

@@ -35,6 +35,7 @@ from pushback.splits import split_records
 
 BUILD_VERSION = 2  # bump when the recipe below changes, so cached pairs are rebuilt
 MANIFEST = "pocket.json"
+POCKET_RECIPE = Path(__file__).resolve().parent / "recipes" / "pocket.yaml"  # the friction stage's recipe
 
 
 @dataclass(frozen=True)
@@ -48,12 +49,7 @@ class PocketPlan:
     baseline_epochs: float  # SFT on the eager turn
     baseline_lr: float
     baseline_batch: int
-    friction_epochs: float  # QLoRA on the friction turn
-    friction_lr: float
-    friction_batch: int  # sequences per forward pass
-    friction_accum: int  # forward passes per optimizer step
-    lora_r: int
-    max_length: int
+    friction_overrides: tuple[str, ...]  # `--set` changes to training/recipes/pocket.yaml for the friction stage
     quality_prompts: int
     max_new_tokens: int
     threads: int | None = None  # torch threads while building; small models run faster on one
@@ -64,16 +60,19 @@ class PocketPlan:
 
 PLANS = {
     "tiny": PocketPlan(vocab_size=512, shape="tiny", pretrain_epochs=8, pretrain_block=None, baseline_epochs=3,
-                       baseline_lr=3e-3, baseline_batch=4, friction_epochs=8, friction_lr=1e-2, friction_batch=4,
-                       friction_accum=1, lora_r=16, max_length=512, quality_prompts=24, max_new_tokens=96,
-                       threads=1, train_limit=64, short_monologue=True),
+                       baseline_lr=3e-3, baseline_batch=4,
+                       friction_overrides=("training.num_train_epochs=8", "training.learning_rate=1e-2",
+                                           "training.per_device_train_batch_size=4",
+                                           "training.gradient_accumulation_steps=1", "lora.r=16", "lora.alpha=32",
+                                           "data.max_length=512"),
+                       quality_prompts=24, max_new_tokens=96, threads=1, train_limit=64,
+                       short_monologue=True),
     # On CPU, attention over a padding-free pack of several sequences uses a dense mask whose cost grows
-    # with the square of the pack: long friction rows go one per pass (with gradient accumulation),
-    # short eager rows several per pass, and pretraining text in blocks.
+    # with the square of the pack: short eager rows go 8 per pass, pretraining text in blocks, and the
+    # long friction rows one per pass (as pocket.yaml says).
     "full": PocketPlan(vocab_size=2048, shape="pocket", pretrain_epochs=2, pretrain_block=512, baseline_epochs=1.5,
-                       baseline_lr=2e-3, baseline_batch=8, friction_epochs=1.5, friction_lr=2e-3, friction_batch=1,
-                       friction_accum=4, lora_r=32, max_length=1024, quality_prompts=40, max_new_tokens=400,
-                       threads=1,
+                       baseline_lr=2e-3, baseline_batch=8, friction_overrides=(),
+                       quality_prompts=40, max_new_tokens=400, threads=1,
                        shape_overrides=(("hidden_size", 128), ("intermediate_size", 384), ("num_attention_heads", 4),
                                         ("num_key_value_heads", 2), ("tie_word_embeddings", False))),
 }
@@ -120,6 +119,7 @@ class PocketResult:
 def _fingerprint(records: list[Record], plan: PocketPlan, seed: int) -> str:
     digest = hashlib.sha1()
     digest.update(json.dumps({"plan": asdict(plan), "seed": seed, "version": BUILD_VERSION}, sort_keys=True).encode())
+    digest.update(POCKET_RECIPE.read_bytes())
     for r in sorted(records, key=lambda r: r.id):
         digest.update(r.to_json().encode())
     return digest.hexdigest()
@@ -166,23 +166,17 @@ def _train_baseline(tokenizer: Any, train: list[Record], plan: PocketPlan, seed:
 
 def _train_friction(baseline: Path, train: list[Record], held: list[Record], plan: PocketPlan, seed: int,
                     work: Path, out: Path) -> None:
-    """QLoRA on the NF4 baseline with the friction format (the `pushback train` path), then merge."""
+    """QLoRA on the NF4 baseline with the friction format, then merged: `pushback train` with the shipped
+    recipe training/recipes/pocket.yaml (the plan may override some of it), then `pushback merge`. The
+    build skips evaluation and checkpoints: its held-out prompts go to the quality check instead."""
     from training.data import RecordSplit
     from training.merge import merge_adapter
-    from training.recipe import DataSection, LoraSection, ModelSection, Recipe, TrainingSection
+    from training.recipe import load_recipe
     from training.train import run_training
 
-    recipe = Recipe(
-        name="pocket-friction",
-        model=ModelSection(base=str(baseline), quantization="nf4", compute_dtype="fp32"),
-        data=DataSection(source=[], max_length=plan.max_length),
-        # A model this small steers its output mostly through the head: train it in full next to the adapter
-        # (the pair is built with untied embeddings for this).
-        lora=LoraSection(r=plan.lora_r, alpha=plan.lora_r * 2, dropout=0.0, modules_to_save=["lm_head"]),
-        training=TrainingSection(num_train_epochs=plan.friction_epochs, per_device_train_batch_size=plan.friction_batch,
-                                 gradient_accumulation_steps=plan.friction_accum, learning_rate=plan.friction_lr, eval_steps=None, save_steps=None,
-                                 early_stopping_patience=None, logging_steps=25, seed=seed),
-    )
+    recipe = load_recipe(POCKET_RECIPE, [
+        f"model.base={baseline}", "training.eval_steps=null", "training.save_steps=null",
+        "training.early_stopping_patience=null", f"training.seed={seed}", *plan.friction_overrides])
     adapter = work / "friction-adapter"
     run_training(recipe, adapter, split=RecordSplit(train, held, "curated"), quiet=True)
     merge_adapter(adapter, out, dtype="fp32")

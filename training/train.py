@@ -235,7 +235,7 @@ def main(args: argparse.Namespace) -> int:
     print(f"adapter saved to {result.output}")
     print(f"  steps {m['global_step']}"
           + (f" (resumed from {m['resumed_from_step']})" if m["resumed_from_step"] else "")
-          + f", train loss {m['first_logged_loss']} -> {m['last_logged_loss']}, eval loss {m['eval_loss']}")
+          + f", train loss {m['first_logged_loss']:.3f} -> {m['last_logged_loss']:.3f}, eval loss {m['eval_loss']}")
     print(f"  {m['train_tokens']} tokens in {m['train_seconds']} s = {m['tokens_per_second']} tokens/s on {m['hardware']}")
     print(f"  records: {m['records']}")
     return 0
