@@ -85,6 +85,7 @@ class RunReport:
     elapsed: float = 0.0
     cpu_s: float = 0.0  # CPU seconds of this process and its workers
     workers: int = 1
+    calls_by_worker: list[int] = field(default_factory=list)  # how the calls spread over the workers
     meter: Meter = field(default_factory=Meter)
     categories: Counter[str] = field(default_factory=Counter)  # written this run
     final_count: int = 0
@@ -177,6 +178,7 @@ class Runner:
                 pool.close()
             report.elapsed = time.perf_counter() - self.started
             report.cpu_s = time.process_time() - cpu + (pool.cpu_s if pool else 0.0)
+            report.calls_by_worker = [worker.meter.calls for worker in pool.workers] if pool else []
             if self.bar is not None:
                 self.bar.close()
             report.final_count = len(read_records(config.out).records) if config.out.exists() else 0
@@ -378,6 +380,7 @@ def stats(config: GenerateConfig, report: RunReport, started_at: str) -> dict[st
                     "written_by_category": dict(report.categories)},
         "records_per_min": round(report.records_per_min, 2),
         "cpu_s": round(report.cpu_s, 3),
+        "calls_by_worker": report.calls_by_worker,
         "calls_per_record": {"sequential": CRITICAL_CALLS, "total": CALLS_PER_RECORD},
         "usage": report.meter.as_dict(),
         "set_aside": report.set_aside,

@@ -295,6 +295,9 @@ def build_card(model_dir: str | Path, *, kind: CardKind, repo_id: str, dataset_r
     quantization = (run.recipe.get("model") or {}).get("quantization", "nf4")
     method = (f"QLoRA: LoRA r={run.recipe.get('lora', {}).get('r')} on all linear layers of a "
               f"{'4-bit NF4' if quantization == 'nf4' else 'full-precision'} base, TRL SFTTrainer, assistant-only loss")
+    trained_in_full = run.recipe.get("lora", {}).get("modules_to_save") or []
+    if trained_in_full:
+        method += f"; {', '.join(trained_in_full)} trained in full next to the adapter"
     if kind == "merged":
         method += f"; the adapter merged into the unquantized base and saved in {(run.merge or {}).get('dtype', '?')}"
     kind_display = ("the LoRA adapter (load it on the base model with peft)" if kind == "adapter"

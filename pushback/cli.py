@@ -19,7 +19,7 @@ HANDLERS = {
     "pocket": "training.pocket:main",
     "export ollama": "training.ollama:main",
     "publish": "training.publish:main",
-    "classify": "evaluation.classify:main",
+    "classify": "evaluation.commands:classify_main",
     "eval": "evaluation.run:main",
 }
 

@@ -239,20 +239,20 @@ def test_curated_test_split_labels():
 
 @pytest.fixture(scope="module")
 def tuning_examples():
-    from evaluation import learned
+    from evaluation import fit_learned
 
-    return learned.tuning_examples()
+    return fit_learned.tuning_examples()
 
 
 def test_shipped_weights_match_a_deterministic_refit_on_tuning_data(tuning_examples):
-    """`python -m evaluation.learned --fit` on the tuning data gives the committed file (to rounding)."""
-    from evaluation import learned
+    """`python -m evaluation.fit_learned --fit` on the tuning data gives the committed file (to rounding)."""
+    from evaluation import fit_learned, learned
 
-    first, second = learned.fit(tuning_examples), learned.fit(tuning_examples)
+    first, second = fit_learned.fit(tuning_examples), fit_learned.fit(tuning_examples)
     assert first == second  # deterministic: same examples, same weights, bit for bit
     shipped = learned.load_model()
     refitted = learned.model_from_dict(learned.model_to_dict(first, {}))
-    assert learned.differences(refitted, shipped, tuning_examples) == [], "refit: python -m evaluation.learned --fit"
+    assert fit_learned.differences(refitted, shipped, tuning_examples) == [], "refit: python -m evaluation.fit_learned --fit"
     # Tuning data only: curated train answers and gpt4 compliances, nothing of Llama-2 or the test split.
     kinds = {e.kind.split(":")[0] for e in tuning_examples}
     assert kinds == {"final", "baseline", "opening", "gpt4"}

@@ -98,7 +98,7 @@ def test_401_stops_the_run_at_once_with_a_clear_message_and_no_secret(server, tm
     out = tmp_path / "records.jsonl"
     args = argparse.Namespace(model="openai/local", api_base=server.url, api_key_env="PUSHBACK_TEST_KEY", n=40,
                               out=str(out), concurrency=8, categories=None, twins=False, temperature=0.8, seed=0,
-                              timeout=5.0, max_retries=6, templates=None, few_shot=2)
+                              timeout=5.0, max_retries=6, templates=None, few_shot=2, workers="1")
     start = time.perf_counter()
     assert main(args) == EXIT_FATAL
     assert time.perf_counter() - start < 5  # no backoff loop on an auth error
