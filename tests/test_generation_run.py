@@ -154,7 +154,7 @@ def test_kill_9_mid_run_then_rerun_gives_exactly_n_valid_unique_records(tmp_path
     out, n = tmp_path / "records.jsonl", 40
     with LocalOpenAIServer(latency=0.03, fault_rate=0.1, faults=("429", "500"), retry_after=0.05) as server:
         arguments = ["generate", "--model", "openai/local", "--api-base", server.url, "--n", str(n), "--out", str(out),
-                     "--concurrency", "6", "--max-retries", "8", "--timeout", "5"]
+                     "--concurrency", "6", "--workers", "1", "--max-retries", "8", "--timeout", "5"]
         env = {**os.environ, "PYTHONPATH": str(REPO)}
         victim = subprocess.Popen([sys.executable, "-m", "pushback", *arguments], cwd=REPO, env=env,
                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)

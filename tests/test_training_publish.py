@@ -211,6 +211,24 @@ def test_dry_run_pushes_nothing_and_bad_inputs_are_clear(trained, tmp_path, monk
     assert "OWNER/NAME" in capsys.readouterr().err
 
 
+def test_a_refused_push_is_an_error_message_not_a_traceback(trained, monkeypatch, capsys):
+    import httpx
+    from huggingface_hub.errors import HfHubHTTPError
+
+    class Refusing:
+        def create_repo(self, repo_id, **kwargs):
+            url = f"https://huggingface.co/api/repos/create/{repo_id}"
+            response = httpx.Response(401, request=httpx.Request("POST", url))
+            raise HfHubHTTPError("401 Client Error: Unauthorized (invalid token)", response=response)
+
+    monkeypatch.setenv("HF_TOKEN", TOKEN)
+    monkeypatch.setattr("pushback.hub.hub_api", lambda: Refusing())
+    assert cli(["publish", "--adapter", str(trained[0]), "--repo-prefix", "someone/x"]) == 1
+    captured = capsys.readouterr()
+    assert "the push failed" in captured.err and "Unauthorized" in captured.err
+    assert TOKEN not in captured.out + captured.err
+
+
 def test_training_reads_a_built_dataset_and_its_split_is_the_projects_split(dataset_dir):
     """`data.source` may be a `pushback dataset build` directory: its train/test splits are used as they
     are, and they are the very split training makes from the JSONL files (one split everywhere)."""

@@ -132,11 +132,17 @@ def main(args: argparse.Namespace) -> int:
     def path(value: str | None) -> Path | None:
         return Path(value) if value else None
 
+    import httpx2  # the HTTP client huggingface_hub 2.x uses (connection errors are its own, not OSError)
+    from huggingface_hub.errors import HfHubHTTPError
+
     try:
         publish(adapter=path(args.adapter), merged=path(args.merged), dataset=path(args.dataset),
                 repo_prefix=args.repo_prefix, eval_dir=path(args.eval), stage_dir=path(args.stage),
                 private=args.private, dry_run=args.dry_run)
     except (FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
+        return 1
+    except (HfHubHTTPError, httpx2.HTTPError) as e:  # the Hub refused or could not be reached
+        print(f"error: the push failed ({type(e).__name__}: {e}); repos pushed before it are kept", file=sys.stderr)
         return 1
     return 0
