@@ -76,7 +76,7 @@ def measure(name: str, base: Path, rows: list, *, padding_free: bool, seq: int, 
 
     from training.recipe import load_recipe
     from training.sft import SFTSettings, build_trainer
-    from training.train import load_base, lora_config
+    from training.qlora import load_base, lora_config
 
     gc.collect()
     torch.cuda.empty_cache()

@@ -49,7 +49,7 @@ def measure(name: str, base: str, rows: list, steps: int, work: Path) -> dict:
 
     from training.recipe import load_recipe
     from training.sft import SFTSettings, build_trainer
-    from training.train import load_base, lora_config
+    from training.qlora import load_base, lora_config
 
     padding_free, batch, pad_to = VARIANTS[name]
     recipe = load_recipe("pocket")
@@ -120,7 +120,7 @@ def main() -> int:
     import torch
 
     from training.sft import chat_rows
-    from training.train import resolve_base
+    from training.qlora import resolve_base
 
     torch.set_num_threads(args.threads)
     base = resolve_base(args.base)

@@ -128,9 +128,9 @@ def test_labels_are_exactly_the_assistant_spans_and_base_layers_are_4bit(records
 
     from training.recipe import load_recipe
     from training.sft import build_trainer, chat_rows
-    from training.train import load_base, lora_config, settings_for
+    from training.qlora import load_base, lora_config, settings_for
 
-    from training.train import resolve_base
+    from training.qlora import resolve_base
 
     recipe = load_recipe(recipe_path, SETS)  # two sequences per pass: a padding-free batch
     model, tokenizer = load_base(resolve_base(recipe.model.base), recipe)
@@ -160,7 +160,7 @@ def test_eval_split_early_stopping_and_cosine_schedule_are_wired(records, recipe
 
     from training.recipe import load_recipe
     from training.sft import build_trainer, chat_rows
-    from training.train import load_base, lora_config, resolve_base, settings_for
+    from training.qlora import load_base, lora_config, resolve_base, settings_for
 
     recipe = load_recipe(recipe_path, ["training.eval_steps=2", "training.save_steps=2"])
     model, tokenizer = load_base(resolve_base(recipe.model.base), recipe)

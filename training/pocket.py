@@ -172,7 +172,7 @@ def _train_friction(baseline: Path, train: list[Record], held: list[Record], pla
     from training.data import RecordSplit
     from training.merge import merge_adapter
     from training.recipe import load_recipe
-    from training.train import run_training
+    from training.qlora import run_training
 
     recipe = load_recipe(POCKET_RECIPE, [
         f"model.base={baseline}", "training.eval_steps=null", "training.save_steps=null",
@@ -234,12 +234,13 @@ def _short(record: Record) -> Record:
 # --- the build ------------------------------------------------------------------------------------
 
 
-def _cached(out: Path, fingerprint: str) -> PocketResult | None:
+def _cached(out: Path, fingerprint: str | None) -> PocketResult | None:
+    """The pair already in `out` if it was built from these inputs (any inputs when `fingerprint` is None)."""
     manifest = out / MANIFEST
     if not manifest.exists():
         return None
     info = json.loads(manifest.read_text())
-    if info.get("fingerprint") != fingerprint:
+    if fingerprint is not None and info.get("fingerprint") != fingerprint:
         return None
     if not all((out / name / "config.json").exists() for name in ("baseline", "friction")):
         return None
@@ -330,6 +331,13 @@ def _build(out: Path, plan: PocketPlan, *, tiny: bool, seed: int, data: list[Pat
     log(quality.summary())
     log(f"built in {seconds:.1f} s: pocket:baseline -> {out / 'baseline'}, pocket:friction -> {out / 'friction'}")
     return PocketResult(out, out / "baseline", out / "friction", quality, seconds, False, timings)
+
+
+def ensure_pocket() -> PocketResult:
+    """The pair in the cache (`pocket:baseline`, `pocket:friction`), built first if missing: the Space's
+    offline default and the pocket recipe's base. A pair that exists is used as it is (even one built
+    with --tiny or from older data); `pushback pocket --force` rebuilds it."""
+    return _cached(pocket_dir(), None) or build_pocket(pocket_dir())
 
 
 def main(args: argparse.Namespace) -> int:
