@@ -92,7 +92,8 @@ def measure(name: str, base: Path, rows: list, *, padding_free: bool, seq: int, 
 
     settings = SFTSettings(output_dir=str(work / name.replace(" ", "_")), max_steps=steps,
                            per_device_train_batch_size=batch, learning_rate=1e-4, warmup_ratio=0.0,
-                           logging_steps=steps, padding_free=padding_free, activation_checkpointing=True,
+                           logging_steps=steps, eval_steps=None, save_steps=None, early_stopping_patience=None,
+                           padding_free=padding_free, activation_checkpointing=True,
                            quiet=True, disable_tqdm=True,
                            extra={} if padding_free else {"pad_to_multiple_of": seq})
     trainer = build_trainer(model, tokenizer, rows, [], settings, peft_config=lora_config(recipe, tokenizer),

@@ -62,7 +62,8 @@ def measure(name: str, base: str, rows: list, steps: int, work: Path) -> dict:
 
     settings = SFTSettings(output_dir=str(work / name.replace(" ", "_").replace(":", "")), max_steps=steps,
                            per_device_train_batch_size=batch, learning_rate=1e-4, warmup_ratio=0.0,
-                           logging_steps=steps, padding_free=padding_free, quiet=True, disable_tqdm=True,
+                           logging_steps=steps, eval_steps=None, save_steps=None, early_stopping_patience=None,
+                           padding_free=padding_free, quiet=True, disable_tqdm=True,
                            extra={"pad_to_multiple_of": pad_to} if pad_to else {})
     trainer = build_trainer(model, tokenizer, rows, [], settings, peft_config=lora_config(recipe, tokenizer),
                             callbacks=[Clock()])

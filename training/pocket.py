@@ -152,7 +152,8 @@ def _train_baseline(tokenizer: Any, train: list[Record], plan: PocketPlan, seed:
 
     def settings(name: str, epochs: float, batch: int) -> SFTSettings:
         return SFTSettings(output_dir=str(work / name), num_train_epochs=epochs, per_device_train_batch_size=batch,
-                           learning_rate=plan.baseline_lr, warmup_ratio=0.05, logging_steps=25, seed=seed, quiet=True)
+                           learning_rate=plan.baseline_lr, warmup_ratio=0.05, logging_steps=25, seed=seed, quiet=True,
+                           eval_steps=None, save_steps=None, early_stopping_patience=None)
 
     if plan.pretrain_epochs:
         texts = [t for r in train for t in (r.user_input, assistant_text(r), r.baseline_answer)]

@@ -21,34 +21,17 @@ from typing import Any, Literal
 
 from pushback.chat import CHAT_TEMPLATE, prompt_completion, record_to_messages, system_prompt
 from pushback.records import Record
+from training.recipe import TrainingSection
 
 TemplateMode = Literal["pushback", "native"]
 
 
 @dataclass
-class SFTSettings:
-    """The trainer knobs a run needs; `training.recipe.TrainingSection` maps onto these one to one."""
+class SFTSettings(TrainingSection):
+    """A recipe's `training` section plus what only a run needs to know. Runs without a recipe (the
+    pocket build, benchmarks) set `eval_steps`/`save_steps`/`early_stopping_patience` to None."""
 
-    output_dir: str
-    num_train_epochs: float = 1.0
-    max_steps: int = -1
-    per_device_train_batch_size: int = 8
-    per_device_eval_batch_size: int = 8
-    gradient_accumulation_steps: int = 1
-    learning_rate: float = 2e-4
-    lr_scheduler_type: str = "cosine"
-    warmup_ratio: float = 0.05
-    weight_decay: float = 0.0
-    max_grad_norm: float = 1.0
-    logging_steps: int = 10
-    eval_steps: int | None = None  # None: no evaluation during training
-    save_steps: int | None = None  # None: no checkpoints
-    save_total_limit: int | None = 2
-    early_stopping_patience: int | None = None
-    activation_checkpointing: bool = False  # trade compute for memory (large models on small GPUs)
-    padding_free: bool = True
-    optim: str = "adamw_torch"
-    seed: int = 0
+    output_dir: str = ""
     disable_tqdm: bool = False
     quiet: bool = False  # a bare progress bar: no per-step log lines, no dataset progress bars
     extra: dict[str, Any] = field(default_factory=dict)  # passed to SFTConfig as is (benchmarks only)
