@@ -34,6 +34,7 @@ from pushback.records import Record, read_records, write_atomic
 
 EXIT_OK, EXIT_SHORT, EXIT_FATAL = 0, 1, 2
 RECORDS_PER_WORKER = 16  # `--workers auto`: one process per this many records in flight (measured: bench/generation.py)
+WORKERS_PER_CPU = 2  # `--workers auto` at most; more only compete for the cores (measured: bench/generation.py)
 REPLACEMENT_SHARE = 0.1  # failed records are re-planned up to this share of the run's records (at least 2)
 
 
@@ -105,11 +106,13 @@ def _without_credentials(url: str | None) -> str | None:
 
 
 def auto_workers(concurrency: int) -> int:
-    """One process up to RECORDS_PER_WORKER records in flight, then one more per that many, at most one per CPU.
+    """One process per RECORDS_PER_WORKER records in flight, at most WORKERS_PER_CPU per CPU.
 
-    A LiteLLM call costs a few ms of Python CPU, so one process drives about 200 calls/s; below that
-    a second process only costs memory."""
-    return max(1, min(available_cpus(), math.ceil(concurrency / RECORDS_PER_WORKER)))
+    A LiteLLM call costs a few ms of Python CPU, and LiteLLM builds each request in a thread of the
+    event loop's executor: the more calls one process has in flight, the longer each waits for its
+    turn, long before the process uses a whole core. Several smaller pools per core keep those waits
+    short; past about two per core they only compete for the cores."""
+    return max(1, min(WORKERS_PER_CPU * available_cpus(), math.ceil(concurrency / RECORDS_PER_WORKER)))
 
 
 def parse_workers(text: str | int | None) -> int | None:
@@ -163,8 +166,9 @@ class Runner:
         self.replacements_left = max(2, math.ceil(REPLACEMENT_SHARE * slots)) if jobs else 0
         self.next_index = jobs[-1].index + 1 if jobs else 0
         self.started, cpu = time.perf_counter(), time.process_time()
-        pool = ProcessPool(self, taken) if config.worker_count > 1 and jobs else None
-        report.workers = config.worker_count if pool else 1
+        workers = min(config.worker_count, len(jobs))  # a short rerun needs no more processes than jobs
+        pool = ProcessPool(self, taken, workers) if workers > 1 else None
+        report.workers = max(workers, 1)
         try:
             if pool:
                 pool.start()  # before the progress bar starts its monitor thread: a fork copies one thread only

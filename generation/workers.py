@@ -1,8 +1,10 @@
 """Worker processes for `pushback generate --workers W`: the same relay, on more than one core.
 
-A LiteLLM call costs a few milliseconds of Python CPU (request building, logging, the cost lookup,
-pydantic), so one process drives about 200 calls/s whatever the concurrency. Workers make the
-calls; the parent (`generation.run.Runner`) stays the only writer of the output:
+A LiteLLM call costs about 5 ms of Python CPU (request building in an executor thread, logging, the
+cost lookup, pydantic), and the more calls one event loop has in flight, the longer each waits for
+its turn: one process falls behind the ideal bound long before it uses a whole core (see
+generation/README.md, "Worker processes"). Workers make the calls; the parent
+(`generation.run.Runner`) stays the only writer of the output:
 
     parent                                       worker i of W (an asyncio pool of `slots` jobs)
       plans jobs, feeds each free slot  --job-->   Relay.run, exactly as in one process
@@ -17,6 +19,7 @@ A worker writes no file. It exits when told, when its pipe breaks, or when its p
 from __future__ import annotations
 
 import asyncio
+import gc
 import multiprocessing
 import os
 import signal
@@ -51,10 +54,12 @@ def available_cpus() -> int:
 
 def default_start_method() -> str | None:
     """`fork` on Linux: a worker starts in milliseconds with LiteLLM, the templates and the curated set
-    already in memory (a fresh interpreter re-imports LiteLLM, seconds per worker). The parent forks
-    before it starts any thread of its own, and a worker never touches what it inherited from the
-    parent's event loop. Elsewhere the platform's default (`spawn` on macOS and Windows, where fork is
-    unsafe or missing): everything a worker needs is in one picklable `WorkerSetup`."""
+    already in memory (a fresh interpreter re-imports LiteLLM, seconds per worker). A fork copies only
+    the calling thread: the command forks before it starts any thread of its own (the progress bar
+    comes after), and a worker uses nothing another thread of the parent could hold, nor the parent's
+    event loop; it makes its own loop and HTTP clients. Elsewhere the platform's default (`spawn` on
+    macOS and Windows, where fork is unsafe or missing): a worker gets everything it needs in one
+    picklable `WorkerSetup`."""
     return "fork" if sys.platform.startswith("linux") else None
 
 
@@ -109,9 +114,10 @@ class _Worker:
 class ProcessPool:
     """Runs the runner's queue of jobs in worker processes; the runner accepts, counts and replaces."""
 
-    def __init__(self, runner: Runner, taken: set[str]):
+    def __init__(self, runner: Runner, taken: set[str], count: int):
         self.runner = runner
         self.taken = taken
+        self.count = count
         config = runner.config
         self.context = multiprocessing.get_context(config.start_method or default_start_method())
         self.workers: list[_Worker] = []
@@ -126,7 +132,7 @@ class ProcessPool:
 
     def start(self) -> None:
         runner, config = self.runner, self.runner.config
-        for index, slots in enumerate(split(config.concurrency, config.worker_count)):
+        for index, slots in enumerate(split(config.concurrency, self.count)):
             ours, theirs = self.context.Pipe()
             setup = WorkerSetup(config, runner.templates, runner.curated, self.taken, slots, index, os.getpid())
             process = self.context.Process(target=worker_main, args=(theirs, setup), daemon=True,
@@ -241,6 +247,9 @@ def worker_main(conn: Connection, setup: WorkerSetup) -> None:
     `os._exit` skips interpreter teardown: nothing here needs flushing (a worker writes no file), and
     on fork the parent's exit handlers must not run twice."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group; the parent decides
+    # Never collect what a fork inherited: pages stay shared with the parent, and objects of the parent's
+    # event loop (a LiteLLM logging task, say) are not torn down here with "Task was destroyed" noise.
+    gc.freeze()
     try:
         asyncio.run(_Serve(conn, setup).serve())
     except BaseException:  # noqa: BLE001 - a crash is reported on stderr; the parent sees the pipe close

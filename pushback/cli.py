@@ -54,8 +54,8 @@ def _add_generate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="JSONL file; appended to and resumed")
     p.add_argument("--concurrency", type=int, default=16, help="records in flight at once")
     p.add_argument("--workers", default="auto", metavar="W|auto",
-                   help="processes making the calls, sharing --concurrency (auto: 1 up to 16 in flight, "
-                        "then one per 16, at most one per CPU)")
+                   help="processes making the calls, sharing --concurrency (auto: one per 16 records in flight, "
+                        "at most two per CPU)")
     p.add_argument("--categories", nargs="+", help="limit to these categories (default: the curated mix)")
     p.add_argument("--twins", action="store_true", help="also write a benign look-alike for friction prompts")
     p.add_argument("--temperature", type=float, default=0.8)

@@ -29,6 +29,9 @@ from pushback.cli import main as cli
 from pushback.records import read_records
 
 
+needs_proc = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads the Linux process table")
+
+
 @pytest.fixture()
 def server():
     with LocalOpenAIServer(latency=0.005, hang_seconds=5, retry_after=0.05) as s:
@@ -127,6 +130,7 @@ def _start_generate(server: LocalOpenAIServer, out: Path, n: int, **popen) -> tu
 
 
 @pytest.mark.slow
+@needs_proc
 def test_kill_9_of_the_parent_leaves_no_worker_running_and_a_rerun_gives_exactly_n(tmp_path: Path, capsys):
     out, n = tmp_path / "records.jsonl", 30
     with LocalOpenAIServer(latency=0.03, fault_rate=0.1, faults=("429", "500"), retry_after=0.05) as server:
@@ -151,6 +155,7 @@ def test_kill_9_of_the_parent_leaves_no_worker_running_and_a_rerun_gives_exactly
     assert len(records) == n and len({r.id for r in records}) == n
 
 
+@needs_proc
 def test_ctrl_c_stops_the_parent_and_its_workers_cleanly(tmp_path: Path):
     out = tmp_path / "records.jsonl"
     with LocalOpenAIServer(latency=0.03) as server:
@@ -213,7 +218,8 @@ def test_worker_count_parsing_auto_rule_and_shares():
     with pytest.raises(ValueError, match="a number or auto"):
         parse_workers("many")
     assert auto_workers(1) == auto_workers(16) == 1
-    assert auto_workers(64) == min(4, available_cpus()) and auto_workers(10_000) == available_cpus()
+    assert auto_workers(17) == 2 and auto_workers(64) == min(4, 2 * available_cpus())
+    assert auto_workers(10_000) == 2 * available_cpus()
     assert split(64, 3) == [22, 21, 21] and split(5, 5) == [1] * 5
     with pytest.raises(ValueError, match="between 1 and --concurrency"):
         check_config(GenerateConfig(model="m", out=Path("x.jsonl"), n=1, concurrency=2, workers=3))
