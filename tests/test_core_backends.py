@@ -86,3 +86,29 @@ def test_local_models_load_one_at_a_time_and_come_out_whole(tiny_model_dir, tmp_
     for spec in copies:
         model = load_backend(spec).model
         assert all(p.device.type == "cpu" and torch.isfinite(p).all() for p in model.parameters()), spec
+
+
+@pytest.mark.parametrize("precision, layer, dtype", [
+    ("4bit", "Linear4bit", None), ("8bit", "Linear8bitLt", None), ("bf16", "Linear", "bfloat16"),
+])
+def test_precisions_load_real_quantized_layers_and_generate(tiny_model_dir, precision, layer, dtype):
+    backend = load_backend(f"{tiny_model_dir}@{precision}")
+    assert type(backend.model.model.layers[0].mlp.down_proj).__name__ == layer
+    if dtype:
+        assert str(next(backend.model.parameters()).dtype) == f"torch.{dtype}"
+    assert backend.count_tokens(backend.generate(HELLO, GenerationParams(max_new_tokens=6, temperature=0))) > 0
+
+
+def test_base_plus_adapter_and_a_bare_adapter_directory(tiny_model_dir, tmp_path):
+    from peft import LoraConfig, PeftModel, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    adapter = tmp_path / "adapter"
+    base = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    get_peft_model(base, LoraConfig(r=4, target_modules="all-linear")).save_pretrained(adapter)  # B = 0: same outputs
+    params = GenerationParams(max_new_tokens=8, temperature=0)
+    plain = load_backend(str(tiny_model_dir)).generate(HELLO, params)
+    for spec in (f"{tiny_model_dir}+{adapter}", str(adapter)):  # a bare adapter dir names its base itself
+        backend = load_backend(spec)
+        assert isinstance(backend.model, PeftModel)
+        assert backend.generate(HELLO, params) == plain
