@@ -12,6 +12,7 @@ import socket
 from pathlib import Path
 from typing import Any
 
+import pytest
 from openai_server import LocalOpenAIServer
 
 MONOLOGUE = ("The visitor assumes something that may not hold. Check the premise before answering, "
@@ -151,3 +152,17 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+# --- fixtures shared by the Space's test modules (imported there by name) -------------------------
+
+
+@pytest.fixture(scope="module")
+def scripted():
+    with ScriptedServer(chunk_delay=0.02) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def fixed_model(tiny_model_dir, tmp_path_factory) -> str:
+    return str(fixed_length_model(tiny_model_dir, tmp_path_factory.mktemp("fixed")))

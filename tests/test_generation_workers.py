@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 from openai_server import LocalOpenAIServer
-from test_generation_run import FAST, REPO, _valid, _wait_for_lines
+from test_generation_run import FAST, REPO, _valid, _wait_for_lines, server  # noqa: F401 - a fixture
+from test_generation_run import _config as _one_process_config
 
 from generation.client import import_litellm
 from generation.pipeline import CALLS_PER_RECORD
@@ -32,17 +33,9 @@ from pushback.records import read_records
 needs_proc = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads the Linux process table")
 
 
-@pytest.fixture()
-def server():
-    with LocalOpenAIServer(latency=0.005, hang_seconds=5, retry_after=0.05) as s:
-        yield s
-
-
 def _config(server: LocalOpenAIServer, out: Path, n: int, **kw) -> GenerateConfig:
-    kw.setdefault("policy", FAST)
-    kw.setdefault("concurrency", 16)
     kw.setdefault("workers", 2)
-    return GenerateConfig(model="openai/local", out=out, n=n, api_base=server.url, progress=False, **kw)
+    return _one_process_config(server, out, n, **kw)
 
 
 def _children(pid: int) -> list[int]:

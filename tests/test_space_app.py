@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 from openai_server import LocalOpenAIServer
-from space_support import (ANSWER, MONOLOGUE, ScriptedServer, fixed_length_model, thinking_template_model, warm,
-                           wait_for_generation_threads)
+from space_support import fixed_model, scripted  # noqa: F401 - fixtures
+from space_support import ANSWER, MONOLOGUE, thinking_template_model, warm, wait_for_generation_threads
 
 from pushback.backends import GenerationParams
 from space.config import SpaceConfig, load_config
@@ -19,17 +19,6 @@ from space.streaming import stream_side_by_side
 from space.ui import App, ChatSession, example_groups
 
 ASK = [{"role": "user", "content": "Is the sky green?"}]
-
-
-@pytest.fixture(scope="module")
-def scripted():
-    with ScriptedServer(chunk_delay=0.02) as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def fixed_model(tiny_model_dir, tmp_path_factory) -> str:
-    return str(fixed_length_model(tiny_model_dir, tmp_path_factory.mktemp("fixed")))
 
 
 @pytest.fixture(scope="module")

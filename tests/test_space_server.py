@@ -7,25 +7,14 @@ import threading
 import time
 
 import pytest
-from space_support import (ANSWER, INJECTION, MONOLOGUE, ScriptedServer, fixed_length_model, launch,
-                           wait_for_generation_threads, warm)
+from space_support import fixed_model, scripted  # noqa: F401 - fixtures
+from space_support import ANSWER, INJECTION, MONOLOGUE, launch, wait_for_generation_threads, warm
 
 from pushback.chat import flatten_content
 from space import SpaceConfig, build_demo
 from space.render import MONOLOGUE_TITLE, as_text
 
 COLUMNS = ("baseline", "friction", "prompted")
-
-
-@pytest.fixture(scope="module")
-def scripted():
-    with ScriptedServer(chunk_delay=0.02) as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def fixed_model(tiny_model_dir, tmp_path_factory) -> str:
-    return str(fixed_length_model(tiny_model_dir, tmp_path_factory.mktemp("fixed")))
 
 
 @pytest.fixture(scope="module")
