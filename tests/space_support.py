@@ -15,6 +15,8 @@ from typing import Any
 import pytest
 from openai_server import LocalOpenAIServer
 
+from pushback.thinking import CLOSE_TAG, OPEN_TAG
+
 MONOLOGUE = ("The visitor assumes something that may not hold. Check the premise before answering, "
              "then help with what is actually true.")
 ANSWER = "Careful: that premise is shaky. Here is what is known, and how to check it yourself."
@@ -52,14 +54,16 @@ class ScriptedServer(LocalOpenAIServer):
 
 
 def fixed_length_model(source: Path, out: Path, *, also_suppress: tuple[str, ...] = ()) -> Path:
-    """A copy of a tiny model that never ends early (its end tokens suppressed): every reply is exactly
-    `max_new_tokens` long, so timings and Stop tests do not depend on a random early end. Tokens in
-    `also_suppress` are never generated either."""
+    """A copy of a tiny model that never ends early (its end tokens suppressed) and never writes a think
+    tag: every reply is exactly `max_new_tokens` of plain answer, so timings, Stop tests and message
+    counts do not depend on what random weights happen to sample. Tokens in `also_suppress` are never
+    generated either."""
     from transformers import AutoTokenizer
 
     shutil.copytree(source, out, dirs_exist_ok=True)
     tokenizer = AutoTokenizer.from_pretrained(out)
-    banned = {tokenizer.convert_tokens_to_ids(t) for t in ("<|im_end|>", "<|endoftext|>", *also_suppress)}
+    banned = {tokenizer.convert_tokens_to_ids(t)
+              for t in ("<|im_end|>", "<|endoftext|>", OPEN_TAG, CLOSE_TAG, *also_suppress)}
     path = out / "generation_config.json"
     config = json.loads(path.read_text()) if path.exists() else {}
     config["suppress_tokens"] = sorted(i for i in banned | {tokenizer.eos_token_id} if isinstance(i, int))
@@ -89,9 +93,8 @@ def thinking_template_model(source: Path, out: Path) -> Path:
     token itself, so the whole reply is monologue whatever the random weights prefer."""
     from transformers import AutoTokenizer
 
-    from pushback.thinking import CLOSE_TAG, OPEN_TAG
 
-    fixed_length_model(source, out, also_suppress=(OPEN_TAG, CLOSE_TAG))
+    fixed_length_model(source, out)
     tokenizer = AutoTokenizer.from_pretrained(out)
     tokenizer.chat_template = tokenizer.chat_template.replace(
         "{{ '<|im_start|>assistant\\n' }}{%- endif -%}", "{{ '<|im_start|>assistant\\n<think>\\n' }}{%- endif -%}")
