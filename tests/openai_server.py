@@ -395,6 +395,20 @@ def _tokens(text: str) -> int:
 # --- as a script -------------------------------------------------------------------------------------
 
 
+def serve_until_killed(server: LocalOpenAIServer) -> None:
+    """Serve from this process, print the URL for whoever started it, and run until killed."""
+
+    async def run() -> None:
+        await server.serve()
+        print(f"listening on {server.url}", flush=True)
+        await asyncio.Event().wait()
+
+    try:
+        asyncio.run(run())
+    except KeyboardInterrupt:
+        pass
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="A local OpenAI-compatible chat-completions server with faults.")
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
@@ -410,15 +424,7 @@ def main(argv: list[str] | None = None) -> None:
                                faults=tuple(f for f in args.faults.split(",") if f), retry_after=args.retry_after,
                                hang_seconds=args.hang_seconds, api_key=args.api_key, seed=args.seed, port=args.port)
 
-    async def run() -> None:
-        await server.serve()
-        print(f"listening on {server.url}", flush=True)
-        await asyncio.Event().wait()
-
-    try:
-        asyncio.run(run())
-    except KeyboardInterrupt:
-        pass
+    serve_until_killed(server)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from openai_server import LocalOpenAIServer
+from openai_server import LocalOpenAIServer, serve_until_killed
 
 from pushback.thinking import CLOSE_TAG, OPEN_TAG
 
@@ -134,7 +134,6 @@ def main() -> None:
     """`python tests/space_support.py --chunk-delay 0.02`: serve the scripted model from its own
     process (benchmarks keep it off their own GIL); prints its URL, serves until killed."""
     import argparse
-    import asyncio
 
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("--chunk-delay", type=float, default=0.02, help="seconds between streamed words")
@@ -142,15 +141,7 @@ def main() -> None:
     args = parser.parse_args()
     server = ScriptedServer(chunk_delay=args.chunk_delay, latency=args.latency)
 
-    async def run() -> None:
-        await server.serve()
-        print(f"listening on {server.url}", flush=True)
-        await asyncio.Event().wait()
-
-    try:
-        asyncio.run(run())
-    except KeyboardInterrupt:
-        pass
+    serve_until_killed(server)
 
 
 if __name__ == "__main__":

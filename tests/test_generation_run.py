@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import multiprocessing
 import os
 import signal
 import socket
@@ -92,23 +93,26 @@ def test_sdk_retries_are_off_and_retry_after_is_honoured(server):
     assert time.perf_counter() - start >= 0.4 and client.meter.retries["429"] == 1
 
 
-def test_401_stops_the_run_at_once_with_a_clear_message_and_no_secret(server, tmp_path: Path, capsys, monkeypatch):
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_401_stops_the_run_at_once_with_a_clear_message_and_no_secret(server, tmp_path: Path, capsys, monkeypatch,
+                                                                       workers: str):
     server.api_key = "the-right-key"
     monkeypatch.setenv("PUSHBACK_TEST_KEY", "sk-wrong-key-123456789")
     out = tmp_path / "records.jsonl"
     args = argparse.Namespace(model="openai/local", api_base=server.url, api_key_env="PUSHBACK_TEST_KEY", n=40,
                               out=str(out), concurrency=8, categories=None, twins=False, temperature=0.8, seed=0,
-                              timeout=5.0, max_retries=6, templates=None, few_shot=2, workers="1")
+                              timeout=5.0, max_retries=6, templates=None, few_shot=2, workers=workers)
     start = time.perf_counter()
     assert main(args) == EXIT_FATAL
     assert time.perf_counter() - start < 5  # no backoff loop on an auth error
-    assert server.counts["401"] == server.counts["requests"] <= 8  # the first wave only, never retried
+    assert server.counts["401"] == server.counts["requests"] <= 8  # the first wave (of every worker), never retried
     printed = capsys.readouterr()
     assert "AuthenticationError" in printed.out and "check the key" in printed.out
     stats = (tmp_path / "records.stats.json").read_text()
     for text in (printed.out, printed.err, stats):
         assert "sk-wrong-key-123456789" not in text and "wrong-key-123456789" not in text
     assert json.loads(stats)["settings"]["api_key_env"] == "PUSHBACK_TEST_KEY"
+    assert not multiprocessing.active_children()  # a 401 in one worker stops every worker
     assert not out.exists() or not out.read_text().strip()
 
 

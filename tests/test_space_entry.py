@@ -38,6 +38,7 @@ def test_app_py_starts_offline_on_configured_models(tiny_model_dir, tmp_path):
         outputs = Client(f"http://127.0.0.1:{port}/", verbose=False).predict("Is the sky green?", api_name="/chat")
         for chat in outputs[:3]:  # the visitor's turn, then the model's reply (a monologue block if one was sampled)
             assert len(chat) >= 2 and chat[0]["role"] == "user" and chat[-1]["role"] == "assistant", chat
+            assert "Is the sky green?" in str(chat[0]["content"]) and "'text': ''" not in str(chat[-1]["content"])
         assert "tok/s" in outputs[3], outputs[3]
     finally:
         app.terminate()
