@@ -1,6 +1,6 @@
 """Generation throughput: the concurrent relay vs its ideal bound vs the original schedule, in one run.
 
-Against one local OpenAI-compatible server (tests/openai_server.py, its own process) at latency L:
+Against one local OpenAI-compatible server (support/openai_server.py, its own process) at latency L:
 
 * ours at concurrency 1, 8, 32, 64 (`generation.run.Runner`, the code `pushback generate` runs) with
   `--workers auto`, and with one process where auto chose more, for comparison;
@@ -48,7 +48,7 @@ MODEL = "openai/bench"
 
 
 def start_server(latency: float) -> tuple[subprocess.Popen[str], str]:
-    server = subprocess.Popen([sys.executable, str(ROOT / "tests" / "openai_server.py"), "--latency", str(latency)],
+    server = subprocess.Popen([sys.executable, "-m", "support.openai_server", "--latency", str(latency)], cwd=ROOT,
                               stdout=subprocess.PIPE, text=True)
     assert server.stdout is not None
     line = server.stdout.readline()

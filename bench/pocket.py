@@ -22,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[0] = str(ROOT)
 
-from pushback.records import write_atomic  # noqa: E402
+from pushback.files import write_atomic  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 TARGET_SECONDS = {False: 300, True: 60}

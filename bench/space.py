@@ -41,9 +41,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[0] = str(ROOT)  # not bench/
-sys.path.insert(1, str(ROOT / "tests"))  # the scripted server and helpers the Space tests use
 
-from space_support import fixed_length_model, free_port  # noqa: E402
+from support.scripted import fixed_length_model, free_port  # noqa: E402
 
 from pushback.backends import GenerationParams, load_backend  # noqa: E402
 from pushback.chat import flatten_content  # noqa: E402
@@ -92,7 +91,7 @@ def start_process(args: list[str], env: dict[str, str] | None = None, log: Path 
 
 
 def scripted_endpoint(chunk_delay: float) -> tuple[subprocess.Popen, str]:
-    process = start_process([str(ROOT / "tests" / "space_support.py"), "--chunk-delay", str(chunk_delay)])
+    process = start_process(["-m", "support.scripted", "--chunk-delay", str(chunk_delay)])
     line = process.stdout.readline()
     if "listening on" not in line:
         process.kill()
@@ -413,7 +412,7 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="bench-space-"))
     print(f"machine: {os.cpu_count()} cores, load average {load_before[0]:.1f}; torch {torch.__version__}, "
           f"{default_threads} threads by default")
-    print("models: 'endpoint' = LiteLLM -> tests/space_support.py's scripted OpenAI-compatible server (own process, "
+    print("models: 'endpoint' = LiteLLM -> support/scripted.py's scripted OpenAI-compatible server (own process, "
           "~35 words at 20 ms each); 'pocket-shaped' = from-scratch Qwen2 with the pocket pair's shape "
           f"(hidden 256, 4 layers, vocab 2048, random weights), exactly {args.tokens} new tokens per reply; "
           f"'compute-bound' = the same with hidden 1024, 8 layers (~90M parameters), {args.tokens // 2} new tokens")

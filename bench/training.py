@@ -30,7 +30,8 @@ sys.path[0] = str(ROOT)  # not bench/: this file's own name would shadow the `tr
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from pushback.paths import curated_files  # noqa: E402
-from pushback.records import load_records, write_atomic  # noqa: E402
+from pushback.files import write_atomic  # noqa: E402
+from pushback.records import load_records  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 ORIGINAL_LENGTH = 4096

@@ -53,11 +53,9 @@ def tuning_examples() -> list[Example]:
     requests (-> `comply`).
     Answers the rules read as a decline are left out (the layer is never asked about them), and so are
     final answers whose `expected` is `refuse` (not one of this layer's labels)."""
-    from pushback.paths import curated_files
-    from pushback.records import load_records
-    from pushback.splits import split_records, twin_groups
+    from pushback.splits import curated_split, twin_groups
 
-    train, _ = split_records(load_records(curated_files()), test_size=0.1, seed=0)
+    train, _ = curated_split()
     group_of = {r.id: group[0].id for group in twin_groups(train) for r in group}
     rows = []  # (group, kind, target, answer, prompt)
     for r in train:
@@ -173,7 +171,7 @@ def cross_validate(examples: Sequence[Example], l2: float = L2, folds: int = 5) 
 def refit() -> tuple[dict[str, Any], list[Example]]:
     """The weights file's content refitted from the tuning data, and the examples it was fitted on."""
     examples = tuning_examples()
-    about = {"fitted_on": f"curated TRAIN split (split_records test_size=0.1 seed=0): final answers and their "
+    about = {"fitted_on": f"curated TRAIN split (pushback.splits.curated_split): final answers and their "
                           f"openings ({OPENING_SENTENCES} substantive sentences) -> expected, baseline answers -> "
                           "comply; XSTest gpt4 completions people labelled full compliance on plain-request prompt "
                           "types -> comply; answers the rules read as declines left out",
@@ -218,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     saved, examples = refit()
     if args.fit:
-        from pushback.records import write_atomic
+        from pushback.files import write_atomic
 
         write_atomic(WEIGHTS_FILE, dumps(saved))
         print(f"{WEIGHTS_FILE}: fitted on {len(examples)} tuning examples, {WEIGHTS_FILE.stat().st_size:,} bytes")

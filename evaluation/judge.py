@@ -21,7 +21,7 @@ from typing import Any
 
 from evaluation.classify import LABELS, XSTEST_LABELS
 from pushback.paths import SUITES_DIR, cache_dir
-from pushback.records import append_jsonl, iter_jsonl
+from pushback.files import append_jsonl, iter_jsonl
 from pushback.thinking import split_thinking
 
 RUBRIC_VERSION = "1"

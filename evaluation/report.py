@@ -8,7 +8,7 @@ from typing import Any
 
 from evaluation.classify import LABELS
 from evaluation.metrics import Metrics, compute, grouped, label_counts
-from pushback.records import write_atomic
+from pushback.files import write_atomic
 
 # How each suite appears in a model card's model-index.
 DATASETS: dict[str, dict[str, str]] = {

@@ -18,7 +18,7 @@ from typing import Any
 
 from evaluation.classify import classify
 from evaluation.suites import SuitePrompt, load_suite, suite_names
-from pushback.records import append_jsonl, iter_jsonl, write_atomic
+from pushback.files import append_jsonl, iter_jsonl, write_atomic
 from pushback.specs import SpecError, parse_spec
 from pushback.thinking import split_thinking
 
@@ -155,6 +155,17 @@ def run_eval(config: RunConfig) -> dict[str, Any]:
     settings = {**config.settings, "limit": config.limit}
     paths = write_report(config.out, rows, config.models, config.suites, settings)
     return {"generated": generated, "reused": len(rows) - generated, "rows": len(rows), **paths}
+
+
+def add_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", action="append", required=True, metavar="NAME=SPEC", help="repeatable")
+    parser.add_argument("--suite", action="append", required=True,
+                        help="curated, coconot (original + contrast), coconot_original, coconot_contrast, xstest")
+    parser.add_argument("--limit", type=int, help="prompts per suite")
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--max-new-tokens", type=int, default=256)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--seed", type=int, default=0)
 
 
 def main(args: argparse.Namespace) -> int:

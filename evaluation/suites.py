@@ -2,7 +2,7 @@
 
 Vendored suites live in `data/suites/*.jsonl` (see data/suites/README.md for sources and licences);
 `curated` is computed from `data/curated/` with the same split the dataset build uses
-(`pushback.splits.split_records(records, test_size=0.1, seed=0)`), so it follows the curated set as it
+(`pushback.splits.curated_split()`), so it follows the curated set as it
 grows and never overlaps what the models were trained on.
 
     python -m evaluation.suites --from DIR   # re-vendor from a checkout of the public sources
@@ -19,9 +19,9 @@ from collections import defaultdict
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from pushback.paths import SUITES_DIR, curated_files
-from pushback.records import iter_jsonl, load_records, write_atomic
-from pushback.splits import split_records
+from pushback.paths import SUITES_DIR
+from pushback.files import iter_jsonl, write_atomic
+from pushback.splits import curated_split
 
 VENDORED = ("coconot_original", "coconot_contrast", "xstest")
 # `coconot` is the benchmark as published: the original set (friction warranted) and its contrast set
@@ -90,7 +90,7 @@ def _read_vendored(part: str) -> list[SuitePrompt]:
 
 def curated_test_prompts() -> list[SuitePrompt]:
     """The curated TEST split, as the dataset build splits it."""
-    _, test = split_records(load_records(curated_files()), test_size=0.1, seed=0)
+    _, test = curated_split()
     return [SuitePrompt(r.id, r.user_input, r.category, None, r.expected != "comply", r.expected, "curated")
             for r in test]
 

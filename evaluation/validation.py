@@ -6,7 +6,7 @@
    any refusal (binary) and on the three classes, which the rules alone decide.
 2. The curated set: final answers should get their record's `expected` label and baseline answers
    `comply`. Rules and the learned layer were tuned and fitted on the train split only; the figure is the
-   test split the dataset build uses (`split_records(records, test_size=0.1, seed=0)`), with the learned
+   test split the dataset build uses (`pushback.splits.curated_split()`), with the learned
    layer and, for comparison, with the rules alone.
 """
 from __future__ import annotations
@@ -19,8 +19,7 @@ from pathlib import Path
 
 from evaluation.classify import LABELS, XSTEST_LABELS, classify
 from pushback.paths import SUITES_DIR, curated_files
-from pushback.records import load_records
-from pushback.splits import split_records
+from pushback.splits import curated_split
 
 XSTEST_DIR = SUITES_DIR / "xstest"
 TUNING_FAMILY = "gpt4"
@@ -119,7 +118,7 @@ class CuratedAgreement:
 
 def curated_agreement(split: str = "test", use_learned: bool = True) -> CuratedAgreement:
     """Final answers against their `expected` label, baseline answers against `comply`."""
-    train, test = split_records(load_records(curated_files()), test_size=0.1, seed=0)
+    train, test = curated_split()
     pairs = []
     for r in {"train": train, "test": test}[split]:
         final = classify(r.final_answer, r.user_input, use_learned=use_learned).label

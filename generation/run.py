@@ -30,7 +30,8 @@ from generation.plan import Examples, Job, category_weights, plan_jobs, read_cur
 from generation.store import Appender, open_output, set_aside_path, stats_path
 from generation.templates import TemplateError, load_templates
 from generation.workers import ProcessPool, available_cpus
-from pushback.records import Record, read_records, write_atomic
+from pushback.records import Record, read_records
+from pushback.files import write_atomic
 
 EXIT_OK, EXIT_SHORT, EXIT_FATAL = 0, 1, 2
 RECORDS_PER_WORKER = 16  # `--workers auto`: one process per this many records in flight (measured: bench/generation.py)
@@ -406,6 +407,27 @@ def config_from_args(args: argparse.Namespace) -> GenerateConfig:
         temperature=args.temperature, seed=args.seed,
         policy=RetryPolicy(max_retries=args.max_retries, timeout=args.timeout),
         templates_dir=args.templates, few_shot=args.few_shot, workers=parse_workers(args.workers))
+
+
+def add_parser(parser: argparse.ArgumentParser) -> None:
+    p = parser
+    p.add_argument("--model", required=True, help="LiteLLM model, e.g. openai/gpt-4o-mini or ollama_chat/qwen2.5")
+    p.add_argument("--api-base", help="endpoint URL (Ollama, vLLM, any OpenAI-compatible server)")
+    p.add_argument("--api-key-env", help="name of the environment variable holding the API key")
+    p.add_argument("--n", type=int, required=True, help="number of valid records wanted in --out")
+    p.add_argument("--out", required=True, help="JSONL file; appended to and resumed")
+    p.add_argument("--concurrency", type=int, default=16, help="records in flight at once")
+    p.add_argument("--workers", default="auto", metavar="W|auto",
+                   help="processes making the calls, sharing --concurrency (auto: one per 16 records in flight, "
+                        "at most two per CPU)")
+    p.add_argument("--categories", nargs="+", help="limit to these categories (default: the curated mix)")
+    p.add_argument("--twins", action="store_true", help="also write a benign look-alike for friction prompts")
+    p.add_argument("--temperature", type=float, default=0.8)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--timeout", type=float, default=60.0, help="seconds per call attempt")
+    p.add_argument("--max-retries", type=int, default=6, help="retries per call for transient errors")
+    p.add_argument("--templates", help="directory of persona templates to use instead of the built-in ones")
+    p.add_argument("--few-shot", type=int, default=2, help="curated examples shown per prompt (0 for none)")
 
 
 def main(args: argparse.Namespace) -> int:

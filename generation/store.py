@@ -1,6 +1,6 @@
 """The output file as a checkpoint: what it already holds, what was cut off, and safe appends.
 
-Every finished record is appended and fsynced on its own (`pushback.records.append_jsonl`), so a
+Every finished record is appended and fsynced on its own (`pushback.records.append_record`), so a
 `kill -9` loses at most the line being written. On the next run that cut-off line, and any other
 line that is not a valid record, is moved to `<stem>.set_aside.txt` (never silently dropped), and
 the valid records count towards `--n`.
@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pushback.records import Problem, Record, append_jsonl, read_records, write_records
+from pushback.records import Problem, Record, append_record, read_records, write_records
 
 
 @dataclass
@@ -81,7 +81,7 @@ class Appender:
 
     async def append(self, record: Record) -> None:
         async with self._lock:
-            write = asyncio.ensure_future(asyncio.to_thread(append_jsonl, self.out, record))
+            write = asyncio.ensure_future(asyncio.to_thread(append_record, self.out, record))
             try:
                 await asyncio.shield(write)
             except asyncio.CancelledError:

@@ -14,8 +14,9 @@ from functools import wraps
 from pathlib import Path
 from typing import Any
 
-from pushback.chat import CHAT_TEMPLATE, SYSTEM_PLAIN, Message, opens_think, prompt_text, system_prompt
-from pushback.paths import pocket_dir
+from pushback.chat import (CHAT_TEMPLATE, SYSTEM_PLAIN, Message, opens_think, prompt_text, stop_token_ids,
+                           system_prompt)
+from pushback.pocket import pocket_dir
 from pushback.specs import ModelSpec, parse_spec
 from pushback.thinking import CLOSE_TAG, OPEN_TAG
 
@@ -64,7 +65,6 @@ class TextStream:
         self._chunks = chunks
         self.opened = opened
         self.stop_event = stop
-        self.usage: dict[str, int] = {}
 
     def __iter__(self) -> Iterator[str]:
         return self._chunks
@@ -115,6 +115,18 @@ def _device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+DTYPES = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}  # our names -> torch's
+
+
+def torch_dtype(name: str):
+    """The torch dtype for `bf16`, `fp16` or `fp32`."""
+    import torch
+
+    if name not in DTYPES:
+        raise ValueError(f"unknown dtype {name!r}; choose one of {', '.join(DTYPES)}")
+    return getattr(torch, DTYPES[name])
+
+
 def quantization_kwargs(precision: str | None, device: str) -> dict[str, Any]:
     """from_pretrained kwargs for a precision: 4-bit NF4 on CUDA by default, full precision on CPU."""
     import torch
@@ -131,7 +143,7 @@ def quantization_kwargs(precision: str | None, device: str) -> dict[str, Any]:
         from transformers import BitsAndBytesConfig
 
         return {"quantization_config": BitsAndBytesConfig(load_in_8bit=True), "dtype": compute}
-    return {"dtype": {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[precision]}
+    return {"dtype": torch_dtype(precision)}
 
 
 def resolve_weights(spec: ModelSpec) -> tuple[str, str | None]:
@@ -207,16 +219,8 @@ class TransformersBackend(Backend):
     def __init__(self, spec: ModelSpec):
         self.spec = spec
         self.model, self.tokenizer = load_weights(*resolve_weights(spec), spec.precision)
-        self.end_ids = self._end_token_ids()
-
-    def _end_token_ids(self) -> list[int]:
-        """Stop on the end of the turn as well as on EOS: chat models end turns with their own token."""
-        ids = {self.tokenizer.eos_token_id} if self.tokenizer.eos_token_id is not None else set()
-        for token in ("<|im_end|>", "<|endoftext|>", "<｜end▁of▁sentence｜>", "<|eot_id|>"):
-            token_id = self.tokenizer.convert_tokens_to_ids(token)
-            if isinstance(token_id, int) and token_id != self.tokenizer.unk_token_id:
-                ids.add(token_id)
-        return sorted(ids)
+        # Stop on the end of the turn as well as on EOS: chat models end turns with their own token.
+        self.end_ids = stop_token_ids(self.tokenizer)
 
     def _prompt(self, messages: Sequence[Message]) -> str:
         return prompt_text(self.tokenizer, with_system(messages, self.spec.system))
@@ -327,7 +331,7 @@ class LiteLLMBackend(Backend):
 
         def chunks() -> Iterator[str]:
             try:
-                response = litellm.completion(stream=True, stream_options={"include_usage": True}, **kwargs)
+                response = litellm.completion(stream=True, **kwargs)
             except Exception as e:  # noqa: BLE001 - every provider error becomes one clear message
                 raise BackendError(f"{self.spec.raw}: {type(e).__name__}: {e}") from e
             in_reasoning = False
@@ -335,8 +339,6 @@ class LiteLLMBackend(Backend):
                 for part in response:
                     if stop.is_set():
                         break
-                    if getattr(part, "usage", None):
-                        holder.usage = {"completion_tokens": part.usage.completion_tokens or 0}
                     if not part.choices:
                         continue
                     delta = part.choices[0].delta

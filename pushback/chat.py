@@ -39,9 +39,21 @@ CHAT_TEMPLATE = (
 )
 END_OF_TURN = "<|im_end|>"
 SPECIAL_TOKENS = ("<|im_start|>", "<|im_end|>")
+# Tokens that end an assistant turn in the families we train and serve (ChatML/Qwen, DeepSeek-R1, Llama 3).
+END_TOKENS = (END_OF_TURN, "<|endoftext|>", "<｜end▁of▁sentence｜>", "<|eot_id|>")
 
 Message = dict[str, Any]
 TemplateMode = Literal["pushback", "native"]
+
+
+def stop_token_ids(tokenizer: Any) -> list[int]:
+    """Ids to stop generating at: EOS and every end-of-turn token this tokenizer knows."""
+    ids = {tokenizer.eos_token_id} if tokenizer.eos_token_id is not None else set()
+    for token in END_TOKENS:
+        token_id = tokenizer.convert_tokens_to_ids(token)
+        if isinstance(token_id, int) and token_id != tokenizer.unk_token_id:
+            ids.add(token_id)
+    return sorted(ids)
 
 
 def system_prompt(name_or_text: str | None) -> str | None:

@@ -23,6 +23,7 @@ def record_features():
         "agents": List({"agent_type": text, "thought_stream": text}),
         "final_answer": text,
         "baseline_answer": text,
+        "overcautious_answer": text,  # benign records only; null elsewhere
         "metadata": {"source": text, "model": text, "twin_of": text, "topic": text},
     })
 

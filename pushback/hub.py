@@ -4,8 +4,6 @@ The token comes from `HF_TOKEN` or the Hub login and is never printed; tests rep
 """
 from __future__ import annotations
 
-import argparse
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -61,17 +59,3 @@ def push_folder(folder: str | Path, repo_id: str, *, repo_type: RepoType = "mode
     url = getattr(commit, "commit_url", None) or str(commit)
     print(f"uploaded: {url}")
     return url
-
-
-def push_dataset_main(args: argparse.Namespace) -> int:
-    """`pushback dataset push DIR --repo OWNER/NAME [--private] [--dry-run]`."""
-    if not (Path(args.dir) / "README.md").exists():
-        print(f"{args.dir}: no README.md; build the dataset first with `pushback dataset build`", file=sys.stderr)
-        return 1
-    try:
-        push_folder(args.dir, args.repo, repo_type="dataset", private=args.private, dry_run=args.dry_run,
-                    message="Upload dataset with pushback")
-    except (FileNotFoundError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    return 0

@@ -1,4 +1,4 @@
-"""Where things live: the repository's data, and the cache for built artefacts (the pocket pair)."""
+"""Where things live: the repository's data, and the cache for built artefacts (the pocket pair: `pushback.pocket`)."""
 from __future__ import annotations
 
 import os
@@ -20,7 +20,3 @@ def cache_dir() -> Path:
         return Path(os.environ["PUSHBACK_CACHE"]).expanduser()
     base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
     return base / "pushback"
-
-
-def pocket_dir() -> Path:
-    return cache_dir() / "pocket"

@@ -1,4 +1,5 @@
-"""The record: one line of JSONL, its schema, stable ids, reading with located errors, safe writing.
+"""The record: one line of JSONL, its schema, stable ids, reading with located errors (file I/O itself
+lives in `pushback.files`).
 
 Readers also accept the original project's two published shapes and convert them.
 """
@@ -7,14 +8,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import unicodedata
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from pushback.files import FileProblem, append_line, decode_line, loads_line, write_atomic
 
 Category = Literal["false_premise", "harmful", "risky", "ambiguous", "sycophancy", "benign"]
 Expected = Literal["push_back", "refuse", "hedge", "clarify", "comply"]
@@ -78,6 +80,9 @@ class Record(_Strict):
     agents: list[AgentThought] = Field(min_length=1)
     final_answer: str = Field(min_length=1)
     baseline_answer: str = Field(min_length=1)
+    # Benign records only: the needless refusal, hedge or question a too-cautious model gives (the
+    # rejected side of a benign preference pair; the chosen side is `final_answer`).
+    overcautious_answer: str | None = Field(default=None, min_length=1)
     metadata: Metadata
 
     @field_validator("agents")
@@ -99,6 +104,12 @@ class Record(_Strict):
             )
         if self.metadata.twin_of is not None and self.category != "benign":
             raise ValueError("metadata.twin_of: only a benign look-alike points at its twin")
+        if self.overcautious_answer is not None:
+            if self.category != "benign":
+                raise ValueError("overcautious_answer: only benign records carry one (friction records are "
+                                 "paired with their baseline_answer)")
+            if normalise(self.overcautious_answer) == normalise(self.final_answer):
+                raise ValueError("overcautious_answer: is the same as final_answer; a pair needs two replies")
         return self
 
     @property
@@ -107,7 +118,10 @@ class Record(_Strict):
         return "\n\n".join(a.thought_stream for a in self.agents)
 
     def to_json(self) -> str:
-        return json.dumps(self.model_dump(mode="json"), ensure_ascii=False)
+        row = self.model_dump(mode="json")
+        if row["overcautious_answer"] is None:  # optional: absent rather than null in files
+            del row["overcautious_answer"]
+        return json.dumps(row, ensure_ascii=False)
 
 
 def make_record(
@@ -122,6 +136,7 @@ def make_record(
     twin_of: str | None = None,
     topic: str | None = None,
     expected: str | None = None,
+    overcautious_answer: str | None = None,
 ) -> Record:
     """Build and validate a record; the id and the expected behaviour are derived, not typed."""
     thoughts = [a if isinstance(a, dict) else {"agent_type": a[0], "thought_stream": a[1]} for a in agents]
@@ -134,6 +149,7 @@ def make_record(
             "agents": thoughts,
             "final_answer": final_answer,
             "baseline_answer": baseline_answer,
+            "overcautious_answer": overcautious_answer,
             "metadata": {"source": source, "model": model, "twin_of": twin_of, "topic": topic},
         }
     )
@@ -257,9 +273,9 @@ class ReadResult:
 def parse_line(text: str, path: str = "<string>", line: int = 0) -> tuple[Record | None, list[Problem]]:
     """Parse one JSONL line into a record (converting legacy shapes) or the problems that stop it."""
     try:
-        raw = json.loads(text)
-    except json.JSONDecodeError as e:
-        return None, [Problem(path, line, "", f"invalid JSON ({e.msg} at column {e.colno})")]
+        raw = loads_line(text, path, line)
+    except FileProblem as e:
+        return None, [Problem(path, line, "", str(e).split(": ", 1)[1])]
     if not isinstance(raw, dict):
         return None, [Problem(path, line, "", f"expected a JSON object, got {type(raw).__name__}")]
     try:
@@ -292,9 +308,9 @@ def read_records(path: str | os.PathLike[str], *, check_duplicates: bool = True)
         if not raw.strip():
             continue
         try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as e:
-            problems.append(Problem(name, number, "", f"not valid UTF-8 (byte {raw[e.start]:#04x} at column {e.start + 1})"))
+            text = decode_line(raw, name, number)
+        except FileProblem as e:
+            problems.append(Problem(name, number, "", str(e).split(": ", 1)[1]))
             continue
         record, found = parse_line(text, name, number)
         if found and truncated_tail and number == len(lines):
@@ -341,47 +357,13 @@ def load_records(paths: Iterable[str | os.PathLike[str]]) -> list[Record]:
     return records
 
 
-def iter_jsonl(path: str | os.PathLike[str]) -> Iterator[dict[str, Any]]:
-    """Plain JSONL reader for non-record files (results, votes); names the line it fails on."""
-    with open(path, encoding="utf-8") as f:
-        for number, line in enumerate(f, start=1):
-            if line.strip():
-                try:
-                    yield json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise ValueError(f"{path}:{number}: invalid JSON ({e.msg})") from None
-
-
 # --- writing ----------------------------------------------------------------------------------
-
-
-def write_atomic(path: str | os.PathLike[str], text: str) -> None:
-    """Write the whole file or nothing: a temp file in the same folder, fsync, then rename."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        # mkstemp makes the file private (0600); keep the mode a plain write would give.
-        os.chmod(tmp, target.stat().st_mode & 0o777 if target.exists() else 0o644)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def write_records(path: str | os.PathLike[str], records: Iterable[Record]) -> None:
     write_atomic(path, "".join(r.to_json() + "\n" for r in records))
 
 
-def append_jsonl(path: str | os.PathLike[str], row: dict[str, Any] | Record) -> None:
-    """Append one line and make it durable before returning: a crash loses at most this line."""
-    text = row.to_json() if isinstance(row, Record) else json.dumps(row, ensure_ascii=False)
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a", encoding="utf-8") as f:
-        f.write(text + "\n")
-        f.flush()
-        os.fsync(f.fileno())
+def append_record(path: str | os.PathLike[str], record: Record) -> None:
+    """Append one record durably (a crash loses at most this line)."""
+    append_line(path, record.to_json())

@@ -48,10 +48,6 @@ class ModelSpec:
             name += f"+{self.adapter}"
         return name + "".join(f"@{o}" for o in (self.precision, self.system and f"system={self.system}") if o)
 
-    @property
-    def is_local_weights(self) -> bool:
-        return self.kind in ("hub", "local", "pocket")
-
 
 def _looks_like_path(text: str) -> bool:
     return text.startswith(("/", "./", "../", "~")) or Path(text).expanduser().exists()

@@ -9,6 +9,11 @@ from collections.abc import Sequence
 
 from pushback.records import Record
 
+# The project's one split: the dataset build, training, the pocket pair, evaluation and the Space's examples
+# all draw the same test records, so none of them is ever trained on by another.
+TEST_SIZE = 0.1
+SEED = 0
+
 
 def twin_groups(records: Sequence[Record]) -> list[list[Record]]:
     """Records joined by `metadata.twin_of` (a friction record and its benign look-alikes)."""
@@ -20,7 +25,8 @@ def twin_groups(records: Sequence[Record]) -> list[list[Record]]:
     return [sorted(g, key=lambda r: r.metadata.twin_of is not None) for g in groups.values()]
 
 
-def split_records(records: Sequence[Record], test_size: float = 0.1, seed: int = 0) -> tuple[list[Record], list[Record]]:
+def split_records(records: Sequence[Record], test_size: float = TEST_SIZE,
+                  seed: int = SEED) -> tuple[list[Record], list[Record]]:
     """Deterministic split: per category, about `test_size` of records go to test, whole groups at a time."""
     if not 0 < test_size < 1:
         raise ValueError(f"test_size must be between 0 and 1, got {test_size}")
@@ -49,3 +55,11 @@ def split_records(records: Sequence[Record], test_size: float = 0.1, seed: int =
             train.extend(group)
     order = {r.id: i for i, r in enumerate(records)}
     return sorted(train, key=lambda r: order[r.id]), sorted(test, key=lambda r: order[r.id])
+
+
+def curated_split() -> tuple[list[Record], list[Record]]:
+    """(train, test) of the curated set in `data/curated/`, as every stage draws it."""
+    from pushback.paths import curated_files
+    from pushback.records import load_records
+
+    return split_records(load_records(curated_files()))

@@ -44,6 +44,10 @@ def summary(records: list[Record]) -> str:
     return "\n".join(lines)
 
 
+def add_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("files", nargs="+", help="JSONL record files")
+
+
 def main(args: argparse.Namespace) -> int:
     records, problems = read_collection(args.files)
     if records:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import yaml
 
+from pushback.backends import GenerationParams
 from pushback.specs import SpecError, parse_spec
 
 ENV_KEYS = {"baseline": "PUSHBACK_BASELINE", "friction": "PUSHBACK_FRICTION",
@@ -29,7 +30,7 @@ class SpaceConfig:
     max_prompt_chars: int = 2000
     max_turns: int = 6
     max_new_tokens: int = 384
-    temperature: float = 0.7
+    temperature: float = GenerationParams.temperature
     concurrency: int = 4  # conversations generating at once; more wait in the queue
     cpu_threads: int = 1  # torch threads per generation on CPU: the columns already generate in parallel
     queue_size: int = 64

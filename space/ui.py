@@ -167,14 +167,13 @@ def banner(config: SpaceConfig) -> str:
 
 def example_groups() -> dict[str, list[str]]:
     """Prompts from the curated test split, by category (never trained on by the pocket pair)."""
-    from pushback.paths import curated_files
-    from pushback.records import read_collection
-    from pushback.splits import split_records
+    from pushback.records import RecordsError
+    from pushback.splits import curated_split
 
-    records, _ = read_collection(curated_files())
-    if not records:
+    try:
+        _, test = curated_split()
+    except (RecordsError, FileNotFoundError):  # a checkout without its data: no examples, still a Space
         return {}
-    _, test = split_records(records, test_size=0.1, seed=0)
     groups: dict[str, list[str]] = defaultdict(list)
     for r in test:
         if len(groups[r.category]) < 4 and len(r.user_input) < 300:

@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from pushback.records import append_jsonl
+from pushback.files import append_jsonl
 
 CHOICES = {"friction": "Friction better", "baseline": "Baseline better", "tie": "Tie", "both_bad": "Both bad"}
 

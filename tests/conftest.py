@@ -55,3 +55,29 @@ def pocket_cache(tmp_path_factory) -> Path:
     os.environ["PUSHBACK_CACHE"] = str(cache)
     build_pocket(cache / "pocket", tiny=True, seed=0)
     return cache
+
+
+@pytest.fixture(scope="module")
+def scripted():
+    """The scripted OpenAI-compatible model (support/scripted.py) on loopback, for one test module."""
+    from support.scripted import ScriptedServer
+
+    with ScriptedServer(chunk_delay=0.02) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def fixed_model(tiny_model_dir, tmp_path_factory) -> str:
+    """The tiny model, always writing exactly max_new_tokens of plain answer (support/scripted.py)."""
+    from support.scripted import fixed_length_model
+
+    return str(fixed_length_model(tiny_model_dir, tmp_path_factory.mktemp("fixed")))
+
+
+@pytest.fixture()
+def server():
+    """The loopback OpenAI-compatible server (support/openai_server.py), fast and with faults on request."""
+    from support.openai_server import LocalOpenAIServer
+
+    with LocalOpenAIServer(latency=0.005, hang_seconds=5, retry_after=0.05) as s:
+        yield s

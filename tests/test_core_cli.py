@@ -1,7 +1,6 @@
 """The CLI as a user runs it: `pushback --help`, `validate`, `dataset build`, `dataset push`."""
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import time
@@ -9,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pushback.cli import HANDLERS, build_parser, main
+from pushback.cli import COMMANDS, build_parser, main
 
 DATA = Path(__file__).parent / "data"
 
@@ -22,7 +21,7 @@ def test_help_lists_every_command_without_heavy_imports():
     start = time.perf_counter()
     out = run("--help")
     assert out.returncode == 0
-    for command in {key.split()[0] for key in HANDLERS}:
+    for command in COMMANDS:
         assert command in out.stdout
     probe = subprocess.run([sys.executable, "-c", "import sys, pushback.cli; pushback.cli.build_parser();"
                             "print(sorted(m for m in ('torch','transformers','trl','gradio','litellm','datasets') if m in sys.modules))"],
@@ -31,13 +30,19 @@ def test_help_lists_every_command_without_heavy_imports():
     assert time.perf_counter() - start < 10  # generous: a cold interpreter on a loaded CI machine
 
 
-def test_every_handler_resolves():
+def test_every_wing_declares_its_own_flags():
+    import argparse
     import importlib
 
-    build_parser()
-    for target in HANDLERS.values():
-        module, _, function = target.partition(":")
-        assert callable(getattr(importlib.import_module(module), function)), target
+    core = Path(__file__).resolve().parents[1] / "pushback" / "cli.py"
+    assert "add_argument" not in core.read_text()  # the core declares no wing's flags
+    for command, (module, _) in COMMANDS.items():
+        parser = build_parser(command)
+        wing = importlib.import_module(module)
+        assert callable(wing.main) and callable(wing.add_parser), module
+        actions = [a for a in parser._subparsers._group_actions[0].choices[command]._actions
+                   if not isinstance(a, argparse._HelpAction)]
+        assert actions, f"{command}: {module}.add_parser declared nothing"
 
 
 def test_validate_good_file_prints_counts():

@@ -6,11 +6,12 @@ from pathlib import Path
 
 import pytest
 
+from pushback.files import append_jsonl
 from pushback.records import (
     EXPECTED_FOR,
     Record,
     RecordsError,
-    append_jsonl,
+    append_record,
     convert_legacy,
     load_records,
     make_record,
@@ -135,7 +136,33 @@ def test_write_records_is_atomic(tmp_path, monkeypatch):
 
 def test_append_is_line_by_line(tmp_path):
     path = tmp_path / "log.jsonl"
-    append_jsonl(path, _record())
+    append_record(path, _record())
     append_jsonl(path, {"vote": "tie"})
     lines = path.read_text().splitlines()
     assert len(lines) == 2 and json.loads(lines[1]) == {"vote": "tie"}
+
+
+def test_overcautious_answer_only_on_benign_records_and_never_the_same_as_the_answer():
+    benign = _record("How do I kill a stuck Python process?", "benign",
+                     overcautious_answer="I can't help with killing anything.")
+    assert json.loads(benign.to_json())["overcautious_answer"] == "I can't help with killing anything."
+    assert "overcautious_answer" not in json.loads(_record().to_json())  # absent, not null, when unset
+    with pytest.raises(ValueError, match="overcautious_answer: only benign"):
+        _record(overcautious_answer="No.")
+    with pytest.raises(ValueError, match="overcautious_answer: is the same as final_answer"):
+        _record("How do I kill a stuck Python process?", "benign",
+                overcautious_answer="The sky is blue; clouds are white or grey.")
+
+
+def test_bom_and_deep_nesting_are_read_or_refused_with_their_place(tmp_path):
+    """A record file saved with a UTF-8 BOM reads as records; JSON nested past any sense is one clear
+    problem with its line, not a RecursionError."""
+    path = tmp_path / "bom.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + _record().to_json().encode() + b"\n")
+    result = read_records(path)
+    assert len(result.records) == 1 and not result.problems
+    deep = tmp_path / "deep.jsonl"
+    deep.write_text(_record().to_json() + "\n" + "[" * 100_000 + "]" * 100_000 + "\n")
+    result = read_records(deep)
+    assert len(result.records) == 1
+    assert [str(p) for p in result.problems] == [f"{deep}:2: JSON nested deeper than 200 levels"]

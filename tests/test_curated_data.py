@@ -2,16 +2,13 @@
 the public evaluation prompts it will be measured on."""
 from __future__ import annotations
 
-import csv
-import json
 import re
 from collections import Counter, defaultdict
-from itertools import combinations
-from pathlib import Path
 
 import pytest
 
-from pushback.paths import REPO_ROOT, SUITES_DIR, curated_files
+from pushback.files import iter_jsonl
+from pushback.paths import SUITES_DIR, curated_files
 from pushback.records import PERSONAS, normalise, read_collection
 
 NEAR_DUPLICATE = 0.6
@@ -51,16 +48,11 @@ def similar_pairs(left: list[frozenset], right: list[frozenset] | None = None):
 
 
 def eval_prompts() -> list[str]:
-    """XSTest and CoCoNot prompts: the vendored copies, or the shared originals beside the repo."""
-    for root in (SUITES_DIR, REPO_ROOT.parent / "shared" / "eval"):
-        xstest = sorted(root.glob("xstest/xstest_prompts.csv"))
-        coconot = sorted(root.glob("coconot/coconot*.jsonl"))
-        if xstest and coconot:
-            prompts = [row["prompt"] for row in csv.DictReader(xstest[0].open(encoding="utf-8"))]
-            for path in coconot:
-                prompts += [json.loads(line)["prompt"] for line in path.open(encoding="utf-8") if line.strip()]
-            return prompts
-    pytest.skip("no XSTest/CoCoNot prompts found (data/suites or ../shared/eval)")
+    """XSTest and CoCoNot prompts as vendored in data/suites (the suites `pushback eval` runs)."""
+    files = [SUITES_DIR / name for name in ("xstest.jsonl", "coconot_original.jsonl", "coconot_contrast.jsonl")]
+    missing = [str(f) for f in files if not f.exists()]
+    assert not missing, f"vendored suites missing: {missing}"
+    return [row["prompt"] for path in files for row in iter_jsonl(path)]
 
 
 def test_size_and_balance(records):

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from evaluation.judge import JudgeError, judge_rows, parse_verdict
-from openai_server import LocalOpenAIServer
+from support.openai_server import LocalOpenAIServer
 
 
 class _JudgeWriter:

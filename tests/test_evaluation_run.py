@@ -89,7 +89,7 @@ def test_other_settings_are_generated_afresh(finished_run, tmp_path):
 
 def test_a_litellm_endpoint_is_evaluated_with_parallel_requests(tmp_path):
     """Any spec works: here an OpenAI-compatible server over real HTTP (requests go out in parallel)."""
-    from openai_server import LocalOpenAIServer
+    from support.openai_server import LocalOpenAIServer
 
     with LocalOpenAIServer(latency=0.05) as server:
         config = RunConfig(models=(("api", f"litellm:openai/local@api_base={server.url}"),), suites=("coconot",),

@@ -15,35 +15,14 @@ import time
 from pathlib import Path
 
 import pytest
-from openai_server import LocalOpenAIServer
+from support.generation_runs import REPO, run_config as _config, valid_records as _valid, wait_for_lines as _wait_for_lines
+from support.openai_server import LocalOpenAIServer
 
 from generation.client import CallFailed, ChatClient, RetryPolicy
 from generation.pipeline import CALLS_PER_RECORD
 from generation.run import EXIT_FATAL, EXIT_OK, GenerateConfig, Runner, main
 from pushback.cli import main as cli
-from pushback.records import read_collection, read_records
-
-REPO = Path(__file__).resolve().parent.parent
-FAST = RetryPolicy(max_retries=8, base_delay=0.02, max_delay=0.2, timeout=0.6)
-
-
-@pytest.fixture()
-def server():
-    with LocalOpenAIServer(latency=0.005, hang_seconds=5, retry_after=0.05) as s:
-        yield s
-
-
-def _config(server: LocalOpenAIServer, out: Path, n: int, **kw) -> GenerateConfig:
-    kw.setdefault("policy", FAST)
-    kw.setdefault("concurrency", 16)
-    return GenerateConfig(model="openai/local", out=out, n=n, api_base=server.url, progress=False, **kw)
-
-
-def _valid(out: Path) -> list:
-    records, problems = read_collection([out])
-    assert not problems, problems
-    return records
-
+from pushback.records import read_records
 
 def test_forty_records_are_valid_balanced_and_counted(server, tmp_path: Path):
     out = tmp_path / "records.jsonl"
@@ -140,17 +119,6 @@ def test_rerun_counts_existing_records_and_never_repeats_an_id(server, tmp_path:
     assert len(report.set_aside) == 1 and "truncated" in report.set_aside[0]
     again = asyncio.run(Runner(_config(server, out, 20)).run())
     assert again.written == 0 and server.counts["requests"] == 20 * CALLS_PER_RECORD  # nothing more asked
-
-
-def _wait_for_lines(path: Path, lines: int, timeout: float, process: subprocess.Popen) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if path.exists() and path.read_bytes().count(b"\n") >= lines:
-            return
-        if process.poll() is not None:
-            raise AssertionError(f"generate exited early: {process.stderr.read() if process.stderr else ''}")
-        time.sleep(0.05)
-    raise AssertionError(f"{path} did not reach {lines} lines in {timeout} s")
 
 
 @pytest.mark.slow

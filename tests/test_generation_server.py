@@ -10,11 +10,11 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from openai_server import LocalOpenAIServer
+from support.openai_server import LocalOpenAIServer
 
 from generation.client import import_litellm
 
-SERVER_SCRIPT = Path(__file__).with_name("openai_server.py")
+REPO = Path(__file__).resolve().parent.parent
 
 
 def _post(url: str, body: dict, key: str = "x") -> tuple[int, dict, dict]:
@@ -74,8 +74,8 @@ def test_faults_are_served_as_asked():
 
 
 def test_runs_as_a_script_and_reports_its_url():
-    command = [sys.executable, str(SERVER_SCRIPT), "--latency", "0.01"]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    command = [sys.executable, "-m", "support.openai_server", "--latency", "0.01"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, cwd=REPO)
     try:
         line = process.stdout.readline()
         assert line.startswith("listening on http://127.0.0.1:")

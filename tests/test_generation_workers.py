@@ -16,9 +16,8 @@ import time
 from pathlib import Path
 
 import pytest
-from openai_server import LocalOpenAIServer
-from test_generation_run import FAST, REPO, _valid, _wait_for_lines, server  # noqa: F401 - a fixture
-from test_generation_run import _config as _one_process_config
+from support.openai_server import LocalOpenAIServer
+from support.generation_runs import FAST, REPO, run_config as _one_process_config, valid_records as _valid, wait_for_lines as _wait_for_lines
 
 from generation.client import import_litellm
 from generation.pipeline import CALLS_PER_RECORD

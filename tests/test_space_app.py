@@ -8,9 +8,8 @@ import time
 from pathlib import Path
 
 import pytest
-from openai_server import LocalOpenAIServer
-from space_support import fixed_model, scripted  # noqa: F401 - fixtures
-from space_support import ANSWER, MONOLOGUE, thinking_template_model, warm, wait_for_generation_threads
+from support.openai_server import LocalOpenAIServer
+from support.scripted import ANSWER, MONOLOGUE, thinking_template_model, warm, wait_for_generation_threads
 
 from pushback.backends import GenerationParams
 from space.config import SpaceConfig, load_config
@@ -65,12 +64,10 @@ def test_example_config_file_loads():
 
 
 def test_examples_come_from_the_held_out_split_grouped_by_category():
-    from pushback.paths import curated_files
-    from pushback.records import read_collection
-    from pushback.splits import split_records
+    from pushback.splits import curated_split
 
     groups = example_groups()
-    train, _ = split_records(read_collection(curated_files())[0])
+    train, _ = curated_split()
     trained_on = {r.user_input for r in train}
     assert len(groups) >= 4 and all(1 <= len(prompts) <= 4 for prompts in groups.values())
     assert not trained_on & {p for prompts in groups.values() for p in prompts}

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from space_support import ScriptedServer, fixed_length_model, launch, warm
+from support.scripted import ScriptedServer, fixed_length_model, launch, warm
 
 from space import SpaceConfig, build_demo
 

@@ -9,7 +9,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from space_support import fixed_length_model, free_port
+from support.scripted import fixed_length_model, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -7,8 +7,7 @@ import threading
 import time
 
 import pytest
-from space_support import fixed_model, scripted  # noqa: F401 - fixtures
-from space_support import ANSWER, INJECTION, MONOLOGUE, launch, wait_for_generation_threads, warm
+from support.scripted import ANSWER, INJECTION, MONOLOGUE, launch, wait_for_generation_threads, warm
 
 from pushback.chat import flatten_content
 from space import SpaceConfig, build_demo

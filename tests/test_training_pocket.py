@@ -10,15 +10,13 @@ import pytest
 
 from pushback.chat import CHAT_TEMPLATE
 from pushback.cli import main as cli
-from pushback.paths import curated_files
-from pushback.records import load_records
-from pushback.splits import split_records
+from pushback.splits import curated_split
 from pushback.thinking import split_thinking
 
 
 @pytest.fixture(scope="module")
 def held_out_prompts() -> list[list[dict[str, str]]]:
-    _, held = split_records(load_records(curated_files()))
+    _, held = curated_split()
     return [[{"role": "user", "content": r.user_input}] for r in held[:12]]
 
 

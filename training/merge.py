@@ -13,9 +13,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from pushback.records import write_atomic
+from pushback.backends import DTYPES, torch_dtype
+from pushback.chat import stop_token_ids
+from pushback.files import write_atomic
 
-DTYPES = ("bf16", "fp16", "fp32")
 # Files of a `pushback train` output that describe how the weights were made; they travel with the merge.
 PROVENANCE = ("recipe.yaml", "metrics.json", "training_example.txt", "loss.png")
 
@@ -30,12 +31,6 @@ def adapter_base(adapter: Path) -> str:
     return base
 
 
-def _torch_dtype(name: str):
-    import torch
-
-    return {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[name]
-
-
 def load_unquantized_with_adapter(adapter: Path) -> Any:
     """The adapter on its base in fp32 and unquantized: the reference the merged weights must match."""
     import torch
@@ -46,14 +41,6 @@ def load_unquantized_with_adapter(adapter: Path) -> Any:
     return PeftModel.from_pretrained(base, str(adapter)).eval()
 
 
-def stop_token_ids(tokenizer: Any) -> list[int]:
-    ids = {tokenizer.eos_token_id} if tokenizer.eos_token_id is not None else set()
-    im_end = tokenizer.convert_tokens_to_ids("<|im_end|>")
-    if isinstance(im_end, int) and im_end != tokenizer.unk_token_id:
-        ids.add(im_end)
-    return sorted(ids)
-
-
 def merge_adapter(adapter: str | Path, out: str | Path, *, dtype: str = "bf16") -> Path:
     from transformers import AutoTokenizer
 
@@ -61,7 +48,7 @@ def merge_adapter(adapter: str | Path, out: str | Path, *, dtype: str = "bf16") 
         raise ValueError(f"--dtype {dtype!r}: choose one of {', '.join(DTYPES)}")
     adapter, out = Path(adapter), Path(out)
     model = load_unquantized_with_adapter(adapter)
-    merged = model.merge_and_unload().to(_torch_dtype(dtype))
+    merged = model.merge_and_unload().to(torch_dtype(dtype))
     tokenizer = AutoTokenizer.from_pretrained(adapter)
     merged.config.use_cache = True  # training turned it off; generation wants it
     merged.generation_config.eos_token_id = stop_token_ids(tokenizer)
@@ -75,6 +62,12 @@ def merge_adapter(adapter: str | Path, out: str | Path, *, dtype: str = "bf16") 
     info = {"base_model": adapter_base(adapter), "adapter": str(adapter.resolve()), "dtype": dtype}
     write_atomic(out / "merge.json", json.dumps(info, indent=2) + "\n")
     return out
+
+
+def add_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--adapter", required=True, help="adapter directory (output of pushback train)")
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--dtype", default="bf16", choices=DTYPES)
 
 
 def main(args: argparse.Namespace) -> int:

@@ -14,8 +14,9 @@ import shlex
 import sys
 from pathlib import Path
 
+from pushback.backends import GenerationParams
 from pushback.chat import END_OF_TURN, system_prompt
-from pushback.records import write_atomic
+from pushback.files import write_atomic
 
 # Our ChatML (pushback.chat.CHAT_TEMPLATE) in Go-template form: the same tokens, newlines and order.
 OLLAMA_TEMPLATE = """{{- if .System }}<|im_start|>system
@@ -74,8 +75,9 @@ def modelfile(model_dir: Path, system: str) -> str:
     if system:
         lines.append(f'SYSTEM """{system}"""')
     lines += [f'PARAMETER stop "{token}"' for token in STOP_TOKENS]
-    lines += ["PARAMETER temperature 0.7", "PARAMETER top_p 0.95", "PARAMETER repeat_penalty 1.1",
-              "PARAMETER num_ctx 4096"]
+    sampling = GenerationParams()  # the sampling the Space and evaluation use
+    lines += [f"PARAMETER temperature {sampling.temperature}", f"PARAMETER top_p {sampling.top_p}",
+              f"PARAMETER repeat_penalty {sampling.repetition_penalty}", "PARAMETER num_ctx 4096"]
     return "\n".join(lines) + "\n"
 
 
@@ -91,6 +93,14 @@ def export_ollama(model_dir: str | Path, out: str | Path, *, name: str = "pushba
     write_atomic(out / "commands.sh", "#!/bin/sh\nset -e\n" + commands)
     (out / "commands.sh").chmod(0o755)
     return out
+
+
+def add_parser(parser: argparse.ArgumentParser) -> None:
+    runtimes = parser.add_subparsers(dest="subcommand", required=True, metavar="{ollama}")
+    o = runtimes.add_parser("ollama", help="write an Ollama Modelfile for merged weights")
+    o.add_argument("--model", required=True, help="merged model directory")
+    o.add_argument("--out", required=True)
+    o.add_argument("--name", default="pushback-friction", help="name for `ollama create`")
 
 
 def main(args: argparse.Namespace) -> int:

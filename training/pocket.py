@@ -29,12 +29,13 @@ from pathlib import Path
 from typing import Any
 
 from pushback.chat import assistant_text
-from pushback.paths import curated_files, pocket_dir
-from pushback.records import Record, load_records, write_atomic
+from pushback.paths import curated_files
+from pushback.pocket import MANIFEST, is_built, pocket_dir
+from pushback.records import Record, load_records
+from pushback.files import write_atomic
 from pushback.splits import split_records
 
 BUILD_VERSION = 2  # bump when the recipe below changes, so cached pairs are rebuilt
-MANIFEST = "pocket.json"
 POCKET_RECIPE = Path(__file__).resolve().parent / "recipes" / "pocket.yaml"  # the friction stage's recipe
 
 
@@ -191,7 +192,7 @@ def quality_check(baseline: Path, friction: Path, held: list[Record], *, n: int,
 
     clear_loaded()  # a rebuilt pair at the same path must not be served from memory
     prompts = [[{"role": "user", "content": r.user_input}] for r in held[:n]]
-    params = GenerationParams(max_new_tokens=max_new_tokens, temperature=0.7, seed=seed)
+    params = GenerationParams(max_new_tokens=max_new_tokens, seed=seed)
     shares, samples = {}, []
     for name, path in (("baseline", baseline), ("friction", friction)):
         replies = load_backend(str(path)).generate_batch(prompts, params)
@@ -237,15 +238,16 @@ def _short(record: Record) -> Record:
 
 def _cached(out: Path, fingerprint: str | None) -> PocketResult | None:
     """The pair already in `out` if it was built from these inputs (any inputs when `fingerprint` is None)."""
-    manifest = out / MANIFEST
-    if not manifest.exists():
+    if not is_built(out):
         return None
-    info = json.loads(manifest.read_text())
-    if fingerprint is not None and info.get("fingerprint") != fingerprint:
-        return None
-    if not all((out / name / "config.json").exists() for name in ("baseline", "friction")):
-        return None
-    quality = QualityCheck(**info["quality"])
+    try:
+        info = json.loads((out / MANIFEST).read_text(encoding="utf-8"))
+        if fingerprint is not None and info.get("fingerprint") != fingerprint:
+            return None
+        quality = QualityCheck(**info["quality"])
+    except (ValueError, KeyError, TypeError) as e:  # a torn or edited manifest: say which file, rebuild
+        raise ValueError(f"{out / MANIFEST}: not a pocket build manifest ({type(e).__name__}: {e}); "
+                         "run `pushback pocket --force` to rebuild the pair") from None
     return PocketResult(out, out / "baseline", out / "friction", quality, info["seconds"], True, info["timings"])
 
 
@@ -334,11 +336,12 @@ def _build(out: Path, plan: PocketPlan, *, tiny: bool, seed: int, data: list[Pat
     return PocketResult(out, out / "baseline", out / "friction", quality, seconds, False, timings)
 
 
-def ensure_pocket() -> PocketResult:
-    """The pair in the cache (`pocket:baseline`, `pocket:friction`), built first if missing: the Space's
-    offline default and the pocket recipe's base. A pair that exists is used as it is (even one built
-    with --tiny or from older data); `pushback pocket --force` rebuilds it."""
-    return _cached(pocket_dir(), None) or build_pocket(pocket_dir())
+def add_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", help="directory (default: $PUSHBACK_CACHE/pocket or ~/.cache/pushback/pocket)")
+    parser.add_argument("--tiny", action="store_true", help="seconds-long variant for tests")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--data", nargs="+", help="record files (default: data/curated/*.jsonl)")
+    parser.add_argument("--force", action="store_true", help="rebuild even if a cached pair exists")
 
 
 def main(args: argparse.Namespace) -> int:

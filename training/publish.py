@@ -20,7 +20,7 @@ from pathlib import Path
 
 from model_card import build_card, read_eval_results
 from pushback.hub import push_folder
-from pushback.records import write_atomic
+from pushback.files import write_atomic
 
 # What a repo needs from a `pushback train` output; checkpoints and scratch files stay behind.
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors", "tokenizer.json", "tokenizer_config.json",
@@ -126,6 +126,18 @@ def publish(*, adapter: Path | None, merged: Path | None, dataset: Path | None, 
     finally:
         if temporary:
             temporary.cleanup()
+
+
+def add_parser(parser: argparse.ArgumentParser) -> None:
+    p = parser
+    p.add_argument("--adapter", help="adapter directory")
+    p.add_argument("--merged", help="merged model directory")
+    p.add_argument("--dataset", help="built dataset directory")
+    p.add_argument("--eval", help="evaluation output directory (eval_results.json) for model-index")
+    p.add_argument("--repo-prefix", required=True, help="OWNER/NAME: repos OWNER/NAME-lora, -merged, -data")
+    p.add_argument("--stage", help="staging directory (default: a temporary one)")
+    p.add_argument("--private", action="store_true")
+    p.add_argument("--dry-run", action="store_true", help="stage and print the trees, push nothing")
 
 
 def main(args: argparse.Namespace) -> int:

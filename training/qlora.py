@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from model_card import build_card
-from pushback.backends import device_summary, quantization_kwargs, resolve_weights
-from pushback.records import write_atomic
+from pushback.backends import device_summary, quantization_kwargs, resolve_weights, torch_dtype
+from pushback.files import write_atomic
 from pushback.specs import SpecError, parse_spec
 from training.data import RecordSplit, load_split
 from training.recipe import Recipe
@@ -58,7 +58,7 @@ def compute_dtype(name: str, cuda: bool):
         if not cuda:
             return torch.float32
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[name]
+    return torch_dtype(name)
 
 
 def load_base(base: str, recipe: Recipe) -> tuple[Any, Any]:

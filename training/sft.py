@@ -17,13 +17,11 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from pushback.chat import CHAT_TEMPLATE, prompt_completion, record_to_messages, system_prompt
+from pushback.chat import CHAT_TEMPLATE, TemplateMode, prompt_completion, record_to_messages, system_prompt
 from pushback.records import Record
 from training.recipe import TrainingSection
-
-TemplateMode = Literal["pushback", "native"]
 
 
 @dataclass

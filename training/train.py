@@ -8,18 +8,25 @@ import argparse
 import sys
 
 from pushback.backends import BackendError
+from pushback.pocket import ensure_built
 from pushback.records import RecordsError
 from pushback.specs import SpecError, parse_spec
-from training.pocket import ensure_pocket
 from training.qlora import run_training
 from training.recipe import RecipeError, load_recipe
+
+
+def add_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--recipe", required=True, help="YAML recipe, e.g. training/recipes/pocket.yaml")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a recipe key")
+    parser.add_argument("--output", help="output directory (default: the recipe's output_dir)")
+    parser.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --output")
 
 
 def main(args: argparse.Namespace) -> int:
     try:
         recipe = load_recipe(args.recipe, args.set)
         if parse_spec(recipe.model.base).kind == "pocket":
-            ensure_pocket()
+            ensure_built()
         result = run_training(recipe, args.output, resume=args.resume)
     except (RecipeError, RecordsError, SpecError, BackendError, FileNotFoundError, FileExistsError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)

@@ -30,7 +30,16 @@ def label_row(row: dict[str, Any]) -> dict[str, Any]:
             "well_formed": verdict.well_formed, "signals": verdict.signals}
 
 
-def classify_main(args: argparse.Namespace) -> int:
+def add_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--in", dest="inp", help="JSONL with `response` (and optional `prompt`); default stdin")
+    parser.add_argument("--out", help="output JSONL (default stdout)")
+    parser.add_argument("--judge", help="LiteLLM model (or litellm:...@api_base=... spec) for an LLM judge on top of "
+                                        "the offline classifier; verdicts are cached per input")
+    parser.add_argument("--xstest", nargs="*", help="score against XSTest human labels (CSV files; default the "
+                                                    "vendored ones) and the curated test split instead")
+
+
+def main(args: argparse.Namespace) -> int:
     """`pushback classify [--in FILE] [--out FILE] [--judge MODEL] [--xstest CSV ...]`."""
     if args.xstest is not None:
         from evaluation.validation import main_xstest  # reads the XSTest files only when asked
@@ -54,7 +63,7 @@ def classify_main(args: argparse.Namespace) -> int:
         rows = judge_rows(rows, args.judge)
     text = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
     if args.out:
-        from pushback.records import write_atomic
+        from pushback.files import write_atomic
 
         write_atomic(args.out, text)
         counts = {label: sum(1 for r in rows if r["label"] == label) for label in LABELS}

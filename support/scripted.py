@@ -1,7 +1,7 @@
 """Shared by the Space tests and `bench/space.py`: a scripted OpenAI-compatible model, a tiny local
 model that always writes exactly `max_new_tokens` tokens, and launching the app on a free port.
 
-The scripted model is the generation wing's real HTTP server (`tests/openai_server.py`) with its
+The scripted model is the generation wing's real HTTP server (`support/openai_server.py`) with its
 replies swapped for a script keyed on words in the prompt, so a test knows what each column says.
 """
 from __future__ import annotations
@@ -12,8 +12,7 @@ import socket
 from pathlib import Path
 from typing import Any
 
-import pytest
-from openai_server import LocalOpenAIServer, serve_until_killed
+from support.openai_server import LocalOpenAIServer, serve_until_killed
 
 from pushback.thinking import CLOSE_TAG, OPEN_TAG
 
@@ -131,7 +130,7 @@ def wait_for_generation_threads(before: set, timeout: float) -> list:
 
 
 def main() -> None:
-    """`python tests/space_support.py --chunk-delay 0.02`: serve the scripted model from its own
+    """`python -m support.scripted --chunk-delay 0.02`: serve the scripted model from its own
     process (benchmarks keep it off their own GIL); prints its URL, serves until killed."""
     import argparse
 
@@ -146,17 +145,3 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
-
-
-# --- fixtures shared by the Space's test modules (imported there by name) -------------------------
-
-
-@pytest.fixture(scope="module")
-def scripted():
-    with ScriptedServer(chunk_delay=0.02) as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def fixed_model(tiny_model_dir, tmp_path_factory) -> str:
-    return str(fixed_length_model(tiny_model_dir, tmp_path_factory.mktemp("fixed")))

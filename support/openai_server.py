@@ -10,7 +10,7 @@ prompts it writes are unique per server (an enumeration, not a random draw).
     with LocalOpenAIServer(latency=0.05, fault_rate=0.2) as server:
         litellm.completion(model="openai/fake", api_base=server.url, api_key="x", messages=[...])
 
-    python tests/openai_server.py --latency 0.2 --port 8000     # prints its URL, serves until killed
+    python -m support.openai_server --latency 0.2 --port 8000     # prints its URL, serves until killed
 """
 from __future__ import annotations
 
