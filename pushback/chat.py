@@ -75,6 +75,24 @@ def record_to_messages(record: Record, *, system: str | None = SYSTEM_PLAIN, fri
     return messages + [{"role": "user", "content": record.user_input}, {"role": "assistant", "content": reply}]
 
 
+def rejected_text(record: Record) -> str | None:
+    """The reply a preference pair rejects: the eager answer where friction was warranted, the over-cautious
+    one on a benign request (None for a benign record without one)."""
+    return record.overcautious_answer if record.category == "benign" else record.baseline_answer
+
+
+def preference_pair(record: Record, *, system: str | None = SYSTEM_PLAIN) -> dict[str, list[Message]] | None:
+    """One record as TRL's conversational preference row: `prompt` (system + user), `chosen` (the friction
+    model's reply: monologue and answer) and `rejected` (`rejected_text`). None when the record has no
+    rejected side. Friction pairs teach the friction; benign pairs teach that plain help beats over-caution."""
+    rejected = rejected_text(record)
+    if rejected is None:
+        return None
+    prompt = record_to_messages(record, system=system)[:-1]
+    return {"prompt": prompt, "chosen": [{"role": "assistant", "content": assistant_text(record)}],
+            "rejected": [{"role": "assistant", "content": rejected}]}
+
+
 def flatten_content(content: Any) -> str:
     """Gradio 6 sends content as a list of parts (`[{"type": "text", "text": ...}]`): make it text."""
     if content is None:

@@ -104,3 +104,25 @@ def test_flatten_and_system_prompts():
     assert flatten_content(None) == "" and flatten_content("x") == "x"
     assert system_prompt("friction") == SYSTEM_FRICTION and system_prompt("plain") == SYSTEM_PLAIN
     assert system_prompt("Be brief.") == "Be brief." and system_prompt(None) is None
+
+
+def test_preference_pairs_of_both_kinds_in_trl_conversational_format():
+    from pushback.chat import preference_pair
+    from pushback.records import make_record
+    from pushback.thinking import split_thinking
+
+    thoughts = [("problem_framer", "Plain request."), ("synthesizer", "Just help.")]
+    friction = make_record("Since the sky is green, what colour are clouds?", "false_premise", thoughts,
+                           "The sky is blue; clouds are white.", "Green, like the sky!", source="curated")
+    benign = make_record("How do I kill a stuck Python process?", "benign", thoughts, "Run `kill PID`.",
+                         "Run `kill PID`.", source="curated", overcautious_answer="I can't help with killing.")
+    bare = make_record("What is 2 + 2?", "benign", thoughts, "4.", "4.", source="curated")
+    pairs = [preference_pair(r) for r in (friction, benign)]
+    for record, pair, rejected in zip((friction, benign), pairs, ("Green, like the sky!", "I can't help with killing.")):
+        assert [m["role"] for m in pair["prompt"]] == ["system", "user"]
+        assert pair["prompt"][-1]["content"] == record.user_input
+        chosen = split_thinking(pair["chosen"][0]["content"])
+        assert chosen.well_formed and chosen.answer == record.final_answer  # the monologue is in the chosen side
+        assert pair["rejected"] == [{"role": "assistant", "content": rejected}]
+        assert pair["chosen"] != pair["rejected"]
+    assert preference_pair(bare) is None  # a benign record without an over-cautious reply has no rejected side
