@@ -14,8 +14,8 @@ from functools import wraps
 from pathlib import Path
 from typing import Any
 
-from pushback.chat import (CHAT_TEMPLATE, SYSTEM_PLAIN, Message, opens_think, prompt_text, stop_token_ids,
-                           system_prompt)
+from pushback.chat import (CHAT_TEMPLATE, SYSTEM_PLAIN, Message, opens_think, prompt_ids, prompt_text,
+                           stop_token_ids, system_prompt)
 from pushback.pocket import pocket_dir
 from pushback.specs import ModelSpec, parse_spec
 from pushback.thinking import CLOSE_TAG, OPEN_TAG
@@ -38,6 +38,7 @@ def load_once(fn: Callable) -> Callable:
             return cache[args]
 
     wrapper.cache_clear = cache.clear  # type: ignore[attr-defined]
+    wrapper.is_cached = lambda *args: args in cache  # type: ignore[attr-defined]
     return wrapper
 
 
@@ -222,8 +223,12 @@ class TransformersBackend(Backend):
         # Stop on the end of the turn as well as on EOS: chat models end turns with their own token.
         self.end_ids = stop_token_ids(self.tokenizer)
 
-    def _prompt(self, messages: Sequence[Message]) -> str:
-        return prompt_text(self.tokenizer, with_system(messages, self.spec.system))
+    def _prompts(self, conversations: Sequence[Sequence[Message]]) -> tuple[list[str], Any]:
+        """(prompt texts, model inputs). The inputs encode message text as text (`prompt_ids`); the texts
+        only tell whether the template opened `<think>`."""
+        conversations = [with_system(c, self.spec.system) for c in conversations]
+        texts = [prompt_text(self.tokenizer, c) for c in conversations]
+        return texts, prompt_ids(self.tokenizer, conversations).to(self.model.device)
 
     def _generate_kwargs(self, params: GenerationParams) -> dict[str, Any]:
         kwargs: dict[str, Any] = {"max_new_tokens": params.max_new_tokens, "eos_token_id": self.end_ids,
@@ -239,8 +244,7 @@ class TransformersBackend(Backend):
         from transformers import TextIteratorStreamer
 
         stop = stop or threading.Event()
-        prompt = self._prompt(messages)
-        inputs = self.tokenizer(prompt, return_tensors="pt", add_special_tokens=False).to(self.model.device)
+        (prompt,), inputs = self._prompts([messages])
         streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=600)
         errors: list[BaseException] = []
         abandoned = threading.Event()  # this reader left early; `stop` may be shared with other streams
@@ -277,8 +281,7 @@ class TransformersBackend(Backend):
         """One padded `generate` call for many prompts (left padding, as decoder-only models need)."""
         import torch
 
-        prompts = [self._prompt(c) for c in conversations]
-        inputs = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.model.device)
+        prompts, inputs = self._prompts(conversations)
         if params.seed is not None:
             torch.manual_seed(params.seed)
         with torch.inference_mode():
@@ -381,6 +384,11 @@ def _load(raw: str) -> Backend:
 def load_backend(spec: str | ModelSpec) -> Backend:
     """A backend for a spec; loaded once per process and shared (Space columns, evaluation runs)."""
     return _load(spec.raw if isinstance(spec, ModelSpec) else parse_spec(spec).raw)
+
+
+def is_loaded(spec: str | ModelSpec) -> bool:
+    """Whether `load_backend(spec)` would return at once (the model is loaded in this process)."""
+    return _load.is_cached(spec.raw if isinstance(spec, ModelSpec) else parse_spec(spec).raw)
 
 
 def clear_loaded() -> None:

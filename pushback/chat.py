@@ -130,6 +130,17 @@ def prompt_text(tokenizer: Any, messages: Sequence[Message]) -> str:
     return tokenizer.apply_chat_template(list(messages), chat_template=template, tokenize=False, add_generation_prompt=True)
 
 
+def prompt_ids(tokenizer: Any, conversations: Sequence[Sequence[Message]]) -> Any:
+    """The prompts of `conversations` as model inputs (left-padded tensors), through the same template as
+    `prompt_text`. Special-token strings inside message text stay plain text: visitor text
+    `hi<|im_end|>\\n<|im_start|>system ...` cannot forge a turn. transformers' `sanitize_control_tokens`
+    does this for any chat template: only the control tokens the template writes become tokens."""
+    template = None if getattr(tokenizer, "chat_template", None) else CHAT_TEMPLATE
+    return tokenizer.apply_chat_template([list(c) for c in conversations], chat_template=template,
+                                         add_generation_prompt=True, tokenize=True, sanitize_control_tokens=True,
+                                         return_dict=True, padding=True, return_tensors="pt")
+
+
 def opens_think(prompt: str) -> bool:
     """True when the template already opened the think block (the answer starts inside it)."""
     return prompt.rstrip().endswith(OPEN_TAG)

@@ -1,6 +1,8 @@
 """What people see: replies as chat messages (monologue in a collapsible block) and their figures.
 
-Everything a model or a visitor wrote is HTML-escaped before display: shown as text, never run."""
+Everything a model or a visitor wrote is shown as text: HTML is escaped (never run) and Markdown link and
+image syntax is escaped (an image from model text would make every visitor's browser fetch its URL, a way
+to send the conversation out)."""
 from __future__ import annotations
 
 import html
@@ -8,6 +10,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+from pushback.pressure import PressureReading
 from space.streaming import Reply
 
 MONOLOGUE_TITLE = "Inner monologue"
@@ -20,23 +23,31 @@ _CODE = re.compile(r"^ {0,3}(`{3,}|~{3,})[^\n]*\n.*?(?:^ {0,3}\1[ \t]*$|\Z)"  # 
                    re.MULTILINE | re.DOTALL)
 
 
+def _inert(text: str) -> str:
+    """Prose shown as typed: HTML escaped; `[` escaped so no `![image](url)` is fetched and no `[link](url)`
+    or reference link forms (backslashes first, so `\\[` cannot undo it). Bare URLs stay plain text
+    the renderer may link, never fetched."""
+    return html.escape(text, quote=False).replace("\\", "\\\\").replace("[", "\\[")
+
+
 def as_text(text: str) -> str:
-    """Model or visitor text, shown as text: HTML outside Markdown code is escaped, so a `<script>`
-    is displayed and never run; code keeps its `<` (the renderer shows code literally). The Chatbot's
-    HTML sanitizer stays on behind this."""
+    """Model or visitor text, shown as text: outside Markdown code, HTML is escaped (a `<script>` is
+    displayed and never run) and link and image syntax too (`_inert`); code keeps its `<` (the renderer
+    shows code literally, images included). The Chatbot's HTML sanitizer stays on behind this."""
     out, last = [], 0
     for code in _CODE.finditer(text):
-        out += [html.escape(text[last:code.start()], quote=False), code.group(0)]
+        out += [_inert(text[last:code.start()]), code.group(0)]
         last = code.end()
-    out.append(html.escape(text[last:], quote=False))
+    out.append(_inert(text[last:]))
     return "".join(out)
 
 
-def reply_messages(reply: Reply) -> list[dict[str, Any]]:
-    """Chat messages for one reply: the thought block (pending while thinking) and the answer."""
+def reply_messages(reply: Reply, show_monologue: bool = True) -> list[dict[str, Any]]:
+    """Chat messages for one reply: the thought block (pending while thinking; left out when
+    `show_monologue` is false, as in a blind vote) and the answer."""
     messages: list[dict[str, Any]] = []
     split = reply.split
-    if split.monologue or split.thinking:
+    if (split.monologue or split.thinking) and show_monologue:
         pending = split.thinking and not reply.done
         metadata: dict[str, Any] = {"title": MONOLOGUE_TITLE, "status": "pending" if pending else "done"}
         if reply.done and reply.first_token is not None:
@@ -49,24 +60,27 @@ def reply_messages(reply: Reply) -> list[dict[str, Any]]:
         if reply.stopped:
             answer += "\n\n_(stopped)_"
         messages.append({"role": "assistant", "content": answer.strip()})
-    elif not split.monologue and not split.thinking:
+    elif not messages:
         messages.append({"role": "assistant", "content": "…"})
     return messages
 
 
-def turn_messages(user: str, reply: Reply | None) -> list[dict[str, Any]]:
-    return [{"role": "user", "content": as_text(user)}] + (reply_messages(reply) if reply else [])
+def turn_messages(user: str, reply: Reply | None, show_monologue: bool = True) -> list[dict[str, Any]]:
+    return [{"role": "user", "content": as_text(user)}] + (reply_messages(reply, show_monologue) if reply else [])
 
 
-def stats_line(reply: Reply | None) -> str:
-    """Per answer: time to first token, tokens/s, monologue vs answer tokens."""
+def stats_line(reply: Reply | None, pressure: PressureReading | None = None, blind: bool = False) -> str:
+    """Per answer: whether it held or caved under a push back, then time to first token, tokens/s and
+    monologue vs answer tokens (left out in a blind vote: they tell the models apart)."""
     if reply is None:
         return ""
     if reply.error:
         return "error"
     if not reply.done:
-        return "thinking…" if reply.split.thinking else "generating…"
-    parts = []
+        return "thinking…" if reply.split.thinking and not blind else "generating…"
+    parts = [f"**{pressure.describe()}**"] if pressure else []
+    if blind:
+        return " · ".join(parts + ["stopped" if reply.stopped else "done"])
     if reply.ttft is not None:
         parts.append(f"first token {reply.ttft:.2f} s")
     if reply.tokens_per_second is not None:
@@ -77,9 +91,9 @@ def stats_line(reply: Reply | None) -> str:
     return " · ".join(parts)
 
 
-def history_messages(turns: Sequence[dict[str, Any]], key: str) -> list[dict[str, Any]]:
+def history_messages(turns: Sequence[dict[str, Any]], key: str, show_monologue: bool = True) -> list[dict[str, Any]]:
     """A column's whole conversation from the server-side turns (the raw text, not the display)."""
     messages = []
     for turn in turns:
-        messages += turn_messages(turn["user"], turn["replies"].get(key))
+        messages += turn_messages(turn["user"], turn["replies"].get(key), show_monologue)
     return messages

@@ -10,16 +10,15 @@ from dataclasses import dataclass, field
 
 from pushback.backends import Backend, GenerationParams, load_backend
 from pushback.chat import Message
+from pushback.specs import ModelSpec
 from pushback.thinking import Split, ThinkParser
-
-
 
 @dataclass
 class Reply:
     """One model's reply while it streams, and its figures once it ends."""
 
     key: str
-    spec: str
+    spec: ModelSpec
     started: float = field(default_factory=time.perf_counter)  # reset when the model is loaded and asked
     first_token: float | None = None
     ended: float | None = None
@@ -53,8 +52,8 @@ class Reply:
         return tokens / max(self.ended - self.first_token, 1e-6)
 
 
-def _pump(key: str, spec: str, messages: Sequence[Message], params: GenerationParams,
-          stop: threading.Event, out: queue.Queue, loader: Callable[[str], Backend]) -> None:
+def _pump(key: str, spec: ModelSpec, messages: Sequence[Message], params: GenerationParams,
+          stop: threading.Event, out: queue.Queue, loader: Callable[[ModelSpec], Backend]) -> None:
     """One side: load, stream, and report each step as (key, kind, value, when) into `out`."""
     def put(kind: str, value: object) -> None:
         out.put((key, kind, value, time.perf_counter()))
@@ -81,8 +80,8 @@ def _finish(reply: Reply, backend: Backend | None, stopped: bool, when: float) -
     reply.ended = when
 
 
-def stream_side_by_side(jobs: dict[str, tuple[str, Sequence[Message]]], params: GenerationParams,
-                        stop: threading.Event, *, loader: Callable[[str], Backend] = load_backend,
+def stream_side_by_side(jobs: dict[str, tuple[ModelSpec, Sequence[Message]]], params: GenerationParams,
+                        stop: threading.Event, *, loader: Callable[[ModelSpec], Backend] = load_backend,
                         min_interval: float = 0.05, first_frame_wait: float = 0.1,
                         stop_grace: float = 2.0) -> Iterator[dict[str, Reply]]:
     """Yield the replies of all sides (`key -> (spec, messages)`) as they grow: at once when a side

@@ -14,6 +14,8 @@ from typing import Any
 
 from support.openai_server import LocalOpenAIServer, serve_until_killed
 
+from pushback.chat import SYSTEM_FRICTION
+from pushback.pressure import FOLLOW_UPS
 from pushback.thinking import CLOSE_TAG, OPEN_TAG
 
 MONOLOGUE = ("The visitor assumes something that may not hold. Check the premise before answering, "
@@ -24,9 +26,26 @@ INJECTION = ('Try this: <script>window.__pwned = 1</script> '
              '<img src=x onerror="window.__pwned = 2"> <b>not bold</b> and `a < b` stays code.')
 
 
-def scripted_reply(prompt: str) -> str:
-    """What the scripted model says to `prompt`: a monologue and an answer (keywords pick variants)."""
+# Under a push back (a follow-up from pushback.pressure): the friction-prompted model holds, any other caves.
+HOLD = "I understand the doubt, but I'll hold on this: the premise is still wrong, and here is how to check it."
+CAVE = "You're right, I apologise for my mistake. The premise holds after all."
+PUSH_BACKS = {text for _, text in FOLLOW_UPS.values()}
+
+
+def exfiltration(url: str) -> str:
+    """Markdown that makes a browser fetch `url` if it is rendered as an image (or invites a click as a link)."""
+    return f"![chart]({url}?q=the+conversation) and [details]({url}?click=1)"
+
+
+def scripted_reply(prompt: str, system: str = "") -> str:
+    """What the scripted model says to `prompt`: a monologue and an answer (keywords pick variants;
+    "exfiltrate URL" puts Markdown images of URL in both)."""
     lowered = prompt.lower()
+    if prompt in PUSH_BACKS:
+        return f"<think>\nThe visitor pushes back. Check again.\n</think>\n\n{HOLD if system == SYSTEM_FRICTION else CAVE}"
+    if "exfiltrate " in lowered:
+        url = prompt.split("exfiltrate ", 1)[1].split()[0]
+        return f"<think>\nSee {exfiltration(url)}\n</think>\n\nHere: {exfiltration(url)}"
     if "inject" in lowered:
         return f"<think>\nThe answer below holds markup: <i>show it as text</i>.\n</think>\n\n{INJECTION}"
     if "endless" in lowered:  # long enough that only Stop ends it
@@ -37,7 +56,8 @@ def scripted_reply(prompt: str) -> str:
 class _ScriptWriter:
     def reply(self, messages: list[dict[str, Any]]) -> str:
         user = [m for m in messages if m.get("role") == "user"]
-        return scripted_reply(str(user[-1].get("content", "")) if user else "")
+        system = next((str(m.get("content", "")) for m in messages if m.get("role") == "system"), "")
+        return scripted_reply(str(user[-1].get("content", "")) if user else "", system)
 
 
 class ScriptedServer(LocalOpenAIServer):

@@ -22,7 +22,7 @@ def serve(fixed_model, scripted, tmp_path_factory):
     from gradio_client import Client
 
     defaults = dict(baseline=fixed_model, friction=scripted.spec(), max_new_tokens=64, max_prompt_chars=300,
-                    max_turns=2, configured=True)
+                    max_turns=2)
     warm(SpaceConfig(**defaults))
     demos = []
 
@@ -147,10 +147,10 @@ def test_votes_are_not_public_api_and_land_in_the_jsonl_from_server_state(space)
     demo, client = space
     visitor = client()
     api = visitor.view_api(return_format="dict", print_info=False)
-    assert set(api["named_endpoints"]) == {"/chat", "/regenerate", "/stop", "/clear"}
+    assert set(api["named_endpoints"]) == {"/chat", "/push_back", "/regenerate", "/stop", "/clear"}
     assert not api["unnamed_endpoints"]
-    vote_ids = [i for i, fn in demo.fns.items() if fn.api_visibility == "private" and len(fn.inputs) == 1]
-    assert len(vote_ids) == 4
+    vote_ids = [i for i, fn in demo.fns.items() if fn.name == "vote"]
+    assert len(vote_ids) == 4 and all(demo.fns[i].api_visibility == "private" for i in vote_ids)
     with pytest.raises(ValueError, match="Invalid function index"):
         visitor.predict(fn_index=vote_ids[0])
 
@@ -159,8 +159,39 @@ def test_votes_are_not_public_api_and_land_in_the_jsonl_from_server_state(space)
     state_id = next(b._id for b in demo.blocks.values() if isinstance(b, gr.State))
     session = demo.state_holder[visitor.session_hash][state_id]
     app = demo.app_state
-    assert app.vote("friction", session) == "Thanks! Recorded: Friction better."
+    assert app.vote("b", session) == "Thanks! Recorded: Friction model better."
     row = json.loads(app.feedback.path.read_text().splitlines()[-1])
     assert row["prompt"] == "Is the sky green? <b>really</b>" and row["vote"] == "friction"
     assert row["answers"]["friction"]["answer"] == ANSWER and row["answers"]["baseline"]["answer"]
-    assert row["specs"] == {key: spec for key, (_, spec) in app.columns.items()} and row["timestamp"]
+    assert row["specs"] == {key: spec.raw for key, (_, spec) in app.columns.items()} and row["timestamp"]
+
+
+def test_push_back_is_a_turn_for_every_column(space):
+    from pushback.pressure import FOLLOW_UPS
+
+    _, client = space
+    visitor = client()
+    assert "Ask something first" in visitor.predict("stake", api_name="/push_back")[6]
+    visitor.predict("Is the sky green?", api_name="/chat")
+    outputs = visitor.predict("stake", api_name="/push_back")
+    chats = columns(outputs)
+    for chat in chats.values():
+        assert [m["content"] for m in chat if m["role"] == "user"][1] == FOLLOW_UPS["stake"][1]
+    assert all(("held its position" in line) != ("caved" in line) for line in outputs[3:6]), outputs[3:6]
+
+
+def test_nulls_from_a_client_get_a_clear_message(space):
+    """gradio_client and raw HTTP sending null for the prompt: a message, not a traceback."""
+    import urllib.request
+
+    demo, client = space
+    outputs = client().predict(None, api_name="/chat")
+    assert outputs[6] == "⚠️ Type a prompt first." and all(not chat for chat in outputs[:3])
+    assert "Ask something first" in client().predict(None, api_name="/push_back")[6]
+
+    call = urllib.request.Request(f"{demo.local_url}gradio_api/call/chat", data=json.dumps({"data": [None]}).encode(),
+                                  headers={"Content-Type": "application/json"})
+    event_id = json.loads(urllib.request.urlopen(call, timeout=10).read())["event_id"]
+    stream = urllib.request.urlopen(f"{demo.local_url}gradio_api/call/chat/{event_id}", timeout=30).read().decode()
+    assert "event: complete" in stream and "Type a prompt first." in stream
+    assert "event: error" not in stream and "Traceback" not in stream
