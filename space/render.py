@@ -23,11 +23,16 @@ _CODE = re.compile(r"^ {0,3}(`{3,}|~{3,})[^\n]*\n.*?(?:^ {0,3}\1[ \t]*$|\Z)"  # 
                    re.MULTILINE | re.DOTALL)
 
 
+# A URL the renderer would turn into a link by itself (GFM autolinks): "http://", "https://", "www.".
+_AUTOLINK = re.compile(r"(?i)\b(https?:|ftp:|www)(//|\.)")
+
+
 def _inert(text: str) -> str:
-    """Prose shown as typed: HTML escaped; `[` escaped so no `![image](url)` is fetched and no `[link](url)`
-    or reference link forms (backslashes first, so `\\[` cannot undo it). Bare URLs stay plain text
-    the renderer may link, never fetched."""
-    return html.escape(text, quote=False).replace("\\", "\\\\").replace("[", "\\[")
+    """Prose shown as typed, with nothing that reaches out: HTML escaped; `[` escaped, so no `![image](url)`
+    is fetched and no `[link](url)` or reference link forms (backslashes first, so `\\[` cannot undo it);
+    bare URLs broken by an escape the renderer removes, so they show as text, not as links."""
+    text = html.escape(text, quote=False).replace("\\", "\\\\").replace("[", "\\[")
+    return _AUTOLINK.sub(lambda m: f"{m.group(1)}\\{m.group(2)}", text)
 
 
 def as_text(text: str) -> str:
