@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "publish": ("training.publish", "stage and push adapter, merged model and dataset with cards"),
     "classify": ("evaluation.classify_command", "label responses: comply / refuse / push_back / hedge / clarify"),
     "eval": ("evaluation.run", "run models over suites, classify, report"),
+    "votes": ("space.leaderboard", "the Space's votes as a leaderboard: win rates, Bradley-Terry ratings, intervals"),
 }
 
 
