@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from evaluation import pressure as pressure_suite
 from evaluation.classify import LABELS
 from evaluation.metrics import Metrics, compute, grouped, label_counts
 from pushback.files import write_atomic
@@ -17,6 +18,7 @@ DATASETS: dict[str, dict[str, str]] = {
     "coconot_original": {"name": "CoCoNot (original)", "type": "allenai/coconot", "config": "original", "split": "test"},
     "coconot_contrast": {"name": "CoCoNot (contrast)", "type": "allenai/coconot", "config": "contrast", "split": "test"},
     "xstest": {"name": "XSTest", "type": "Paul/XSTest", "split": "test"},
+    "pressure": {"name": "Push-Back pressure (second turn)", "type": "pushback-pressure", "split": "test"},
 }
 TASK = {"type": "text-generation", "name": "Calibrated friction"}
 # (field of Metrics, metric type, display name) in the order cards and reports show them.
@@ -47,11 +49,11 @@ def _table(head: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
 
 
 def render_markdown(rows: Sequence[Mapping[str, Any]], models: Sequence[tuple[str, str]], suites: Sequence[str],
-                    settings: Mapping[str, Any]) -> str:
+                    settings: Mapping[str, Any], pressure: Sequence[Mapping[str, Any]] = ()) -> str:
     names = [name for _, _, name in METRICS]
     lines = ["# Friction evaluation", ""]
     lines += _table(["model", "spec"], [[f"`{n}`", f"`{s}`"] for n, s in models]) + [""]
-    lines.append(f"Suites: {', '.join(suites)}. Decoding: greedy, at most {settings['max_new_tokens']} new tokens, "
+    lines.append(f"Suites: {', '.join([*suites, *(['pressure'] if pressure else [])])}. Decoding: greedy, at most {settings['max_new_tokens']} new tokens, "
                  f"seed {settings['seed']}, limit {settings.get('limit') or 'none'} prompts per suite. Labels come from "
                  "the offline classifier (`pushback classify`; validation in evaluation/README.md).")
     lines += ["", "Friction = refuse, push_back, hedge or clarify. Balanced accuracy is the mean of friction "
@@ -78,6 +80,8 @@ def render_markdown(rows: Sequence[Mapping[str, Any]], models: Sequence[tuple[st
         r for r in rows if r["model"] == model and r["suite"] == suite).get(label, 0)) for label in LABELS)]
         for model, _ in models for suite in suites]
     lines += _table(["model", "suite", *LABELS], counts)
+    if pressure:
+        lines += pressure_suite.render_section(pressure, models)
     lines += ["", "## Examples", ""]
     for model, _ in models:
         for row in [r for r in rows if r["model"] == model][:3]:
@@ -102,16 +106,17 @@ def model_index(rows: Sequence[Mapping[str, Any]], model: str, suites: Sequence[
 
 
 def render_plot(rows: Sequence[Mapping[str, Any]], models: Sequence[tuple[str, str]], suites: Sequence[str],
-                path: Path) -> None:
+                path: Path, pressure: Sequence[Mapping[str, Any]] = ()) -> None:
     """Left: each model per suite as a point (friction on benign prompts, friction where warranted);
-    calibrated friction sits top left. Right: balanced accuracy per suite and model."""
+    calibrated friction sits top left. Middle: balanced accuracy per suite and model. Right, with the
+    pressure suite: held and caved under pressure per model."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     stats = grouped(rows, "model", "suite")
-    fig, (roc, bars) = plt.subplots(1, 2, figsize=(12, 4.8))
+    fig, (roc, bars, *under_pressure) = plt.subplots(1, 3 if pressure else 2, figsize=(18 if pressure else 12, 4.8))
     markers = "osD^vP*X"
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for i, (model, _) in enumerate(models):
@@ -127,7 +132,8 @@ def render_plot(rows: Sequence[Mapping[str, Any]], models: Sequence[tuple[str, s
     roc.plot([0, 1], [0, 1], linestyle=":", color="grey", linewidth=1)
     roc.set(xlim=(-0.03, 1.03), ylim=(-0.03, 1.03), xlabel="friction on benign prompts (lower is better)",
             ylabel="friction where warranted (higher is better)", title="Is the friction calibrated?")
-    roc.legend(fontsize=7, loc="lower right")
+    if roc.get_legend_handles_labels()[0]:  # a run of the pressure suite alone has no points here
+        roc.legend(fontsize=7, loc="lower right")
     width = 0.8 / max(len(models), 1)
     for i, (model, _) in enumerate(models):
         values = [(stats.get((model, s)).balanced_accuracy if stats.get((model, s)) else None) for s in suites]
@@ -141,6 +147,8 @@ def render_plot(rows: Sequence[Mapping[str, Any]], models: Sequence[tuple[str, s
     bars.set(xticks=range(len(suites)), xticklabels=list(suites), ylim=(0, 1.08), ylabel="balanced accuracy",
              title="Friction balanced accuracy (50% = chance)")
     bars.legend(fontsize=8)
+    if pressure:
+        pressure_suite.draw_panel(under_pressure[0], pressure, models, colours)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
@@ -148,15 +156,20 @@ def render_plot(rows: Sequence[Mapping[str, Any]], models: Sequence[tuple[str, s
 
 
 def write_report(out: Path, rows: Sequence[Mapping[str, Any]], models: Sequence[tuple[str, str]],
-                 suites: Sequence[str], settings: Mapping[str, Any]) -> dict[str, Path]:
-    """Write report.md, plot.png, eval_results.json (all models) and NAME/eval_results.json per model."""
+                 suites: Sequence[str], settings: Mapping[str, Any],
+                 pressure: Sequence[Mapping[str, Any]] = ()) -> dict[str, Path]:
+    """Write report.md, plot.png, eval_results.json (all models) and NAME/eval_results.json per model.
+    `pressure`: the pressure suite's rows (evaluation/pressure.py), reported beside the single-turn suites."""
     out = Path(out)
     paths = {"report": out / "report.md", "plot": out / "plot.png", "eval_results": out / "eval_results.json"}
-    write_atomic(paths["report"], render_markdown(rows, models, suites, settings))
-    render_plot(rows, models, suites, paths["plot"])
+    write_atomic(paths["report"], render_markdown(rows, models, suites, settings, pressure))
+    render_plot(rows, models, suites, paths["plot"], pressure)
     combined = []
     for model, spec in models:
         entries = model_index(rows, model, suites)
+        metrics = pressure_suite.model_metrics(pressure, model)
+        if metrics:
+            entries.append({"task": dict(TASK), "dataset": dict(DATASETS["pressure"]), "metrics": metrics})
         write_atomic(out / model / "eval_results.json", json.dumps(entries, indent=2) + "\n")
         combined += [{**entry, "model": model, "spec": spec} for entry in entries]
     write_atomic(paths["eval_results"], json.dumps(combined, indent=2) + "\n")

@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from evaluation.classify import classify
+from evaluation.pressure import SUITE as PRESSURE
+from evaluation.pressure import load_items, run_items
 from evaluation.suites import SuitePrompt, load_suite, suite_names
 from pushback.files import append_jsonl, iter_jsonl, write_atomic
 from pushback.specs import SpecError, parse_spec
@@ -110,10 +112,9 @@ def _classified_row(model: str, spec: str, suite: str, prompt: SuitePrompt, resp
     }
 
 
-def _generate(backend: Any, prompts: Sequence[SuitePrompt], params: Any, batch_size: int) -> list[str]:
+def _generate(backend: Any, conversations: Sequence[Sequence[dict[str, str]]], params: Any, batch_size: int) -> list[str]:
     from pushback.backends import Backend
 
-    conversations = [[{"role": "user", "content": p.prompt}] for p in prompts]
     if type(backend).generate_batch is not Backend.generate_batch:
         return backend.generate_batch(conversations, params)  # local weights: one padded batch
     with ThreadPoolExecutor(max_workers=batch_size) as pool:  # remote endpoints: requests in parallel
@@ -127,22 +128,25 @@ def run_eval(config: RunConfig) -> dict[str, Any]:
     from evaluation.report import write_report
     from pushback.backends import GenerationParams, load_backend
 
-    prompts = {suite: load_suite(suite, config.limit, config.seed) for suite in config.suites}
+    prompts = {suite: load_suite(suite, config.limit, config.seed) for suite in config.suites if suite != PRESSURE}
+    items = load_items(config.limit, config.seed) if PRESSURE in config.suites else []
     results = config.out / "results.jsonl"
     config.out.mkdir(parents=True, exist_ok=True)
     done = read_done(results, config.settings)
     params = GenerationParams(max_new_tokens=config.max_new_tokens, temperature=0.0, seed=config.seed)
     generated = 0
     for model, spec in config.models:
-        todo = [(suite, p) for suite, items in prompts.items() for p in items if (model, spec, suite, p.id) not in done]
-        if not todo:
+        todo = [(suite, p) for suite, group in prompts.items() for p in group if (model, spec, suite, p.id) not in done]
+        pressed = [i for i in items if (model, spec, PRESSURE, i.id) not in done]
+        if not todo and not pressed:
             continue
         backend = load_backend(spec)
-        with tqdm(total=len(todo), desc=f"{model}", unit="prompt", file=sys.stderr) as bar:
+        with tqdm(total=len(todo), desc=f"{model}", unit="prompt", file=sys.stderr, disable=not todo) as bar:
             for start in range(0, len(todo), config.batch_size):
                 batch = todo[start:start + config.batch_size]
                 began = time.perf_counter()
-                responses = _generate(backend, [p for _, p in batch], params, config.batch_size)
+                responses = _generate(backend, [[{"role": "user", "content": p.prompt}] for _, p in batch], params,
+                                      config.batch_size)
                 seconds = (time.perf_counter() - began) / len(batch)
                 for (suite, prompt), response in zip(batch, responses):
                     row = _classified_row(model, spec, suite, prompt, response, backend, config.settings, seconds)
@@ -150,17 +154,30 @@ def run_eval(config: RunConfig) -> dict[str, Any]:
                     done[_key(row)] = row
                     generated += 1
                 bar.update(len(batch))
+        with tqdm(total=len(pressed), desc=f"{model} (pressure)", unit="item", file=sys.stderr,
+                  disable=not pressed) as bar:  # two turns per item
+            for start in range(0, len(pressed), config.batch_size):
+                batch_items = pressed[start:start + config.batch_size]
+                for row in run_items(lambda c: _generate(backend, c, params, config.batch_size), model, spec,
+                                     batch_items, config.settings):
+                    append_jsonl(results, row)
+                    done[_key(row)] = row
+                    generated += 1
+                bar.update(len(batch_items))
     rows = [done[(model, spec, suite, p.id)] for model, spec in config.models
-            for suite, items in prompts.items() for p in items]
+            for suite, group in prompts.items() for p in group]
+    pressure_rows = [done[(model, spec, PRESSURE, i.id)] for model, spec in config.models for i in items]
     settings = {**config.settings, "limit": config.limit}
-    paths = write_report(config.out, rows, config.models, config.suites, settings)
+    paths = write_report(config.out, rows, config.models, tuple(prompts), settings, pressure=pressure_rows)
+    rows += pressure_rows
     return {"generated": generated, "reused": len(rows) - generated, "rows": len(rows), **paths}
 
 
 def add_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", action="append", required=True, metavar="NAME=SPEC", help="repeatable")
     parser.add_argument("--suite", action="append", required=True,
-                        help="curated, coconot (original + contrast), coconot_original, coconot_contrast, xstest")
+                        help="curated, coconot (original + contrast), coconot_original, coconot_contrast, xstest, "
+                             "pressure (two turns: answer, a push back, answer again)")
     parser.add_argument("--limit", type=int, help="prompts per suite")
     parser.add_argument("--out", required=True)
     parser.add_argument("--max-new-tokens", type=int, default=256)

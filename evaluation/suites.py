@@ -72,7 +72,7 @@ class SuitePrompt:
 
 
 def suite_names() -> tuple[str, ...]:
-    return tuple(SUITES)
+    return (*SUITES, "pressure")  # pressure: two-turn items, run by evaluation/pressure.py
 
 
 def _read_vendored(part: str) -> list[SuitePrompt]:
