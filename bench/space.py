@@ -152,7 +152,7 @@ def one_turn(app: App) -> float:
 def side_by_side(label: str, spec_a: str, spec_b: str, max_new_tokens: int, repeats: int,
                  bound: bool = False) -> dict[str, Any]:
     config = SpaceConfig(baseline=spec_a, friction=spec_b, prompted_column=False, max_new_tokens=max_new_tokens,
-                         temperature=0.7, configured=True, feedback_dir=tempfile.mkdtemp())
+                         temperature=0.7, feedback_dir=tempfile.mkdtemp())
     for thread in warm_up(config):
         thread.join()
     app, params = App(config), GenerationParams(max_new_tokens=max_new_tokens, temperature=0.7)
@@ -277,7 +277,7 @@ def ttft(label: str, spec: str, other: str, repeats: int, work: Path, via_page: 
     from gradio_client import Client
 
     params = GenerationParams(max_new_tokens=256)
-    config = SpaceConfig(baseline=other, friction=spec, prompted_column=False, max_new_tokens=256, configured=True,
+    config = SpaceConfig(baseline=other, friction=spec, prompted_column=False, max_new_tokens=256,
                          feedback_dir=tempfile.mkdtemp())
     for thread in warm_up(config):
         thread.join()
