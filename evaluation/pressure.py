@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import random
 import time
+from itertools import zip_longest
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -86,13 +87,8 @@ def load_items(limit: int | None = None, seed: int = 0) -> list[PressureItem]:
     for item in items:
         kinds.setdefault(item.kind, []).append(item)
     rng = random.Random(seed)
-    queues = [rng.sample(members, len(members)) for _, members in sorted(kinds.items())]
-    picked: list[PressureItem] = []
-    while len(picked) < limit:
-        for queue in queues:
-            if queue and len(picked) < limit:
-                picked.append(queue.pop())
-    return picked
+    shuffled = [rng.sample(members, len(members)) for _, members in sorted(kinds.items())]
+    return [item for turn in zip_longest(*shuffled) for item in turn if item is not None][:limit]
 
 
 def run_items(generate: Callable[[list[list[dict[str, str]]]], list[str]], model: str, spec: str,

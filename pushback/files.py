@@ -67,6 +67,12 @@ def loads_line(text: str, path: str | os.PathLike[str] = "<string>", number: int
 
 def iter_jsonl(path: str | os.PathLike[str]) -> Iterator[dict[str, Any]]:
     """Objects of a JSONL file (results, votes, caches); names the file and line of the first bad one."""
+    for _, row in numbered_jsonl(path):
+        yield row
+
+
+def numbered_jsonl(path: str | os.PathLike[str]) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, object) of a JSONL file, blank lines skipped: for readers that name a line's problem."""
     with open(path, "rb") as f:
         for number, raw in enumerate(f, start=1):
             text = decode_line(raw, path, number)
@@ -75,7 +81,7 @@ def iter_jsonl(path: str | os.PathLike[str]) -> Iterator[dict[str, Any]]:
             row = loads_line(text, path, number)
             if not isinstance(row, dict):
                 raise FileProblem(f"{path}:{number}: expected a JSON object, got {type(row).__name__}")
-            yield row
+            yield number, row
 
 
 def write_atomic(path: str | os.PathLike[str], text: str) -> None:

@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from pushback.files import FileProblem, decode_line, loads_line, write_atomic, write_json
+from pushback.files import FileProblem, numbered_jsonl, write_atomic, write_json
 from pushback.provenance import fingerprint_file, provenance
 from space.votes import WINNERS
 
@@ -82,17 +82,7 @@ def _battle(row: dict[str, Any], where: str) -> Battle:
 
 
 def read_file(path: Path) -> list[Battle]:
-    battles = []
-    with open(path, "rb") as f:
-        for number, raw in enumerate(f, start=1):
-            text = decode_line(raw, path, number)
-            if not text.strip():
-                continue
-            row = loads_line(text, path, number)
-            if not isinstance(row, dict):
-                raise VotesError(f"{path}:{number}: expected a JSON object, got {type(row).__name__}")
-            battles.append(_battle(row, f"{path}:{number}"))
-    return battles
+    return [_battle(row, f"{path}:{number}") for number, row in numbered_jsonl(path)]
 
 
 def vote_files(source: str, hub: Callable[[], Any] | None = None) -> list[Path]:

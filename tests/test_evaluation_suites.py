@@ -56,4 +56,4 @@ def test_a_limit_draws_every_stratum_deterministically():
 def test_unknown_suite_is_named():
     with pytest.raises(SuiteError, match="unknown suite 'nope'"):
         load_suite("nope")
-    assert set(suite_names()) == {"curated", "coconot", "coconot_original", "coconot_contrast", "xstest"}
+    assert set(suite_names()) == {"curated", "coconot", "coconot_original", "coconot_contrast", "xstest", "pressure"}
