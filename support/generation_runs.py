@@ -6,7 +6,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from generation.client import RetryPolicy
+from pushback.endpoint import RetryPolicy
 from generation.run import GenerateConfig
 from pushback.records import read_collection
 from support.openai_server import LocalOpenAIServer
