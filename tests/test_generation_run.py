@@ -81,8 +81,8 @@ def test_sdk_retries_are_off_and_retry_after_is_honoured(server):
 @pytest.mark.parametrize("workers", ["1", "2"])
 def test_401_stops_the_run_at_once_with_a_clear_message_and_no_secret(server, tmp_path: Path, capsys, monkeypatch,
                                                                        workers: str):
-    server.api_key = "the-right-key"
-    monkeypatch.setenv("PUSHBACK_TEST_KEY", "sk-wrong-key-123456789")
+    server.api_key, server.echo_key = "the-right-key", True  # the 401 repeats the whole key it was sent
+    monkeypatch.setenv("PUSHBACK_TEST_KEY", "zz-wrong-key-123456789")  # no well-known key prefix to spot
     out = tmp_path / "records.jsonl"
     args = argparse.Namespace(model="openai/local", api_base=server.url, api_key_env="PUSHBACK_TEST_KEY", n=40,
                               out=str(out), concurrency=8, categories=None, twins=False, temperature=0.8, seed=0,
@@ -94,8 +94,9 @@ def test_401_stops_the_run_at_once_with_a_clear_message_and_no_secret(server, tm
     printed = capsys.readouterr()
     assert "AuthenticationError" in printed.out and "check the key" in printed.out
     stats = (tmp_path / "records.stats.json").read_text()
+    assert server.counts["401"] and "Incorrect API key provided: ***" in printed.out
     for text in (printed.out, printed.err, stats):
-        assert "sk-wrong-key-123456789" not in text and "wrong-key-123456789" not in text
+        assert "wrong-key-123456789" not in text
     assert json.loads(stats)["settings"]["api_key_env"] == "PUSHBACK_TEST_KEY"
     assert not multiprocessing.active_children()  # a 401 in one worker stops every worker
     assert not out.exists() or not out.read_text().strip()
