@@ -28,7 +28,7 @@ def _spec(server, name: str = "PUSHBACK_ENDPOINT_TEST_KEY") -> str:
     return f"litellm:openai/local@api_base={server.url}@api_key_env={name}"
 
 
-def test_a_401_that_repeats_the_key_is_one_fatal_error_without_the_key(server, monkeypatch):
+def test_a_401_that_repeats_the_key_is_one_fatal_error_without_the_key(server, monkeypatch, capfd):
     server.api_key, server.echo_key = "the-right-key", True
     monkeypatch.setenv("PUSHBACK_ENDPOINT_TEST_KEY", KEY)
     backend = load_backend(_spec(server))
@@ -38,6 +38,8 @@ def test_a_401_that_repeats_the_key_is_one_fatal_error_without_the_key(server, m
     assert failed.value.fatal and "AuthenticationError" in shown and "check the key" in shown
     assert KEY not in shown and KEY[:12] not in shown  # nor in the chained exceptions a traceback would print
     assert server.counts["401"] == server.counts["requests"] == 1  # never retried
+    printed = capfd.readouterr()  # nor in anything LiteLLM logged on the way
+    assert KEY not in printed.out + printed.err
 
 
 def test_a_stream_is_retried_before_its_first_chunk(server, monkeypatch):
@@ -60,7 +62,7 @@ def test_the_backend_gives_up_after_its_retries_with_a_clear_message(server, mon
     assert not failed.value.fatal and server.counts["requests"] == 3
 
 
-def test_a_judge_answering_401_with_the_key_leaves_no_key_in_its_rows(server, monkeypatch, tmp_path):
+def test_a_judge_answering_401_with_the_key_leaves_no_key_in_its_rows(server, monkeypatch, tmp_path, capfd):
     """The probe: `judge_error` in the output held the whole key (evaluation.judge calls through the backend)."""
     from evaluation.judge import judge_rows
 
@@ -70,3 +72,5 @@ def test_a_judge_answering_401_with_the_key_leaves_no_key_in_its_rows(server, mo
     rows = [{"prompt": "How do tides work?", "response": "The Moon pulls the sea.", "label": "comply"}]
     judged = judge_rows(rows, _spec(server, "PUSHBACK_JUDGE_TEST_KEY"), cache=tmp_path / "verdicts.jsonl")
     assert "AuthenticationError" in judged[0]["judge_error"] and KEY not in str(judged)
+    printed = capfd.readouterr()
+    assert KEY not in printed.out + printed.err

@@ -79,7 +79,7 @@ def test_sdk_retries_are_off_and_retry_after_is_honoured(server):
 
 
 @pytest.mark.parametrize("workers", ["1", "2"])
-def test_401_stops_the_run_at_once_with_a_clear_message_and_no_secret(server, tmp_path: Path, capsys, monkeypatch,
+def test_401_stops_the_run_at_once_with_a_clear_message_and_no_secret(server, tmp_path: Path, capfd, monkeypatch,
                                                                        workers: str):
     server.api_key, server.echo_key = "the-right-key", True  # the 401 repeats the whole key it was sent
     monkeypatch.setenv("PUSHBACK_TEST_KEY", "zz-wrong-key-123456789")  # no well-known key prefix to spot
@@ -91,7 +91,7 @@ def test_401_stops_the_run_at_once_with_a_clear_message_and_no_secret(server, tm
     assert main(args) == EXIT_FATAL
     assert time.perf_counter() - start < 5  # no backoff loop on an auth error
     assert server.counts["401"] == server.counts["requests"] <= 8  # the first wave (of every worker), never retried
-    printed = capsys.readouterr()
+    printed = capfd.readouterr()  # all that reached the terminal: ours, LiteLLM's logging, the workers'
     assert "AuthenticationError" in printed.out and "check the key" in printed.out
     stats = (tmp_path / "records.stats.json").read_text()
     assert server.counts["401"] and "Incorrect API key provided: ***" in printed.out
