@@ -25,8 +25,16 @@ from typing import Any
 from generation.config import GenerateConfig, check_config, config_from_args
 from generation.pipeline import CALLS_PER_RECORD, CRITICAL_CALLS, Outcome, Relay, run_job
 from generation.plan import Examples, Job, category_weights, plan_jobs, read_curated
-from generation.store import (Appender, Existing, OutputError, OutputLock, check_writable, read_output,
-                              set_aside_path, stats_path)
+from generation.store import (
+    Appender,
+    Existing,
+    OutputError,
+    OutputLock,
+    check_writable,
+    read_output,
+    set_aside_path,
+    stats_path,
+)
 from generation.templates import TemplateError, load_templates
 from generation.workers import ProcessPool
 from pushback.endpoint import Endpoint, Meter

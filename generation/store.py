@@ -151,8 +151,8 @@ def repair(out: Path, existing: Existing) -> None:
         raise OutputError(f"{out} changed while this run was using it; nothing was rewritten")
     if existing.bad_lines:
         with open(set_aside_path(out), "ab") as f:  # first keep the broken lines safe, then rewrite the output
-            for number in existing.bad_lines:
-                f.write(f"# {out}:{number}\n".encode() + existing.lines[number - 1] + b"\n")
+            f.writelines(f"# {out}:{number}\n".encode() + existing.lines[number - 1] + b"\n"
+                         for number in existing.bad_lines)
             f.flush()
             os.fsync(f.fileno())
     write_records(out, existing.records)  # atomic: also completes a valid last line that lacked its newline
@@ -205,7 +205,7 @@ class OutputLock:
             os.close(self.fd)
             self.fd = None
 
-    def __enter__(self) -> OutputLock:
+    def __enter__(self) -> OutputLock:  # noqa: PYI034 - never subclassed
         self.acquire()
         return self
 

@@ -283,7 +283,7 @@ class Endpoint:
                 return text
             except asyncio.CancelledError:
                 raise
-            except Exception as error:  # classified; never turned into text
+            except Exception as error:  # noqa: BLE001 - classified by `_failure`; never turned into text
                 wait = self._failure(error, attempt)
             await asyncio.sleep(wait)
             attempt += 1
@@ -331,7 +331,7 @@ class Endpoint:
                 with self._lock:
                     self.meter.succeeded += 1
                 return
-            except Exception as error:  # classified; never turned into text
+            except Exception as error:  # noqa: BLE001 - classified by `_failure`; never turned into text
                 if started:
                     with self._lock:
                         self.meter.failed_calls += 1
@@ -375,5 +375,5 @@ def _close(response: Any) -> None:
     if callable(close):
         try:
             close()
-        except Exception:  # noqa: BLE001 - closing a broken connection may fail too; nothing to keep
+        except Exception:  # noqa: BLE001, S110 - closing a broken connection may fail too; nothing to keep
             pass

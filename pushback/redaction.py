@@ -16,7 +16,7 @@ MIN_SECRET = 8  # shorter values are not treated as secrets: they would mask ord
 PIECE = 8  # a word sharing this many characters in a row with a secret is (part of) that secret
 _KEY_LIKE = re.compile(r"\b(?:sk|rk|pk|hf|gsk|xai)[-_][A-Za-z0-9_*.\-]{6,}")
 _SECRET_NAME = re.compile(r"(?:^|_)(?:API_?KEY|KEY|TOKEN|SECRET|PASSWORD|PASSWD)$", re.IGNORECASE)
-_WORD = re.compile(r"[A-Za-z0-9_*.+/=\-]{%d,}" % PIECE)
+_WORD = re.compile(rf"[A-Za-z0-9_*.+/=\-]{{{PIECE},}}")
 
 
 def environment_secrets() -> list[str]:

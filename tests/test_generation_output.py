@@ -11,12 +11,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from support.generation_runs import REPO, valid_records, wait_for_lines
 
 from generation.run import EXIT_FATAL, EXIT_OK
 from generation.store import lock_path, set_aside_path, stats_path
 from pushback.cli import main as cli
-from pushback.records import make_record, write_records
+from pushback.records import make_record
+from support.generation_runs import REPO, valid_records, wait_for_lines
 
 
 def _generate(url: str, out: Path, n: int = 3, *extra: str) -> list[str]:
@@ -146,3 +146,22 @@ def test_a_second_run_on_the_same_output_stops_at_once_naming_the_first(tmp_path
     records = valid_records(out)  # one writer: every line a whole record, no id twice
     assert len(records) >= written and len({r.id for r in records}) == len(records)
     assert not lock_path(out).exists()  # released by the first run as it ended
+
+
+def test_a_stats_file_that_cannot_be_written_is_reported_beside_the_outcome(server, tmp_path: Path, capsys,
+                                                                            monkeypatch):
+    """A disk that fills up at the end cannot be made here for real: the write itself is made to fail."""
+    import errno
+
+    import generation.run
+
+    def full_disk(path, text):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+
+    monkeypatch.setattr(generation.run, "write_atomic", full_disk)
+    out = tmp_path / "records.jsonl"
+    assert cli(_generate(server.url, out, 2)) == EXIT_FATAL
+    printed = capsys.readouterr()
+    assert "2/2 valid records" in printed.out and "Traceback" not in printed.err
+    assert f"stats: cannot write {stats_path(out)} (No space left on device)" in printed.out
+    assert len(valid_records(out)) == 2
