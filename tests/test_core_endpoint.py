@@ -21,7 +21,17 @@ def test_redact_masks_keys_given_named_in_the_environment_and_echoed_in_part(mon
     monkeypatch.setenv("SOME_PROVIDER_API_KEY", KEY)  # a key LiteLLM may read on its own
     assert KEY not in redact(f"bad key {KEY}")
     assert "hf_abcdefghijklmnop" not in redact("token hf_abcdefghijklmnop refused")  # shaped like a known key
-    assert redact("a plain message about 127.0.0.1:8000") == "a plain message about 127.0.0.1:8000"
+    assert redact("a plain message about 127.0.0.1:8000 and --api-key-env") == \
+        "a plain message about 127.0.0.1:8000 and --api-key-env"
+    assert redact("cannot reach https://bob:s3cret-pass@proxy:8080/v1") == "cannot reach https://***@proxy:8080/v1"
+
+
+def test_a_recorded_command_line_keeps_no_credentials():
+    from pushback.provenance import provenance
+
+    command = provenance(argv=["pushback", "eval", "--judge", "litellm:x@api_base=https://bob:s3cret@h/v1",
+                               "--note", "sk-abcdefghijklmnop"])["command"]
+    assert "s3cret" not in command and "abcdefghijklmnop" not in command and "--judge" in command
 
 
 def _spec(server, name: str = "PUSHBACK_ENDPOINT_TEST_KEY") -> str:
