@@ -99,8 +99,8 @@ def check_config(config: GenerateConfig) -> None:
                          f"at least one record in flight (got {config.workers})")
     if config.few_shot < 0:
         raise ValueError(f"--few-shot must be 0 or more (got {config.few_shot})")
-    if not 0 <= config.temperature <= 2:
-        raise ValueError(f"--temperature must be between 0 and 2 (got {config.temperature})")
+    if not config.temperature >= 0:  # the upper limit is the provider's (1 for some, 2 for others)
+        raise ValueError(f"--temperature must be 0 or more (got {config.temperature})")
 
 
 def retry_policy(max_retries: int, timeout: float) -> RetryPolicy:
