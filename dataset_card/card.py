@@ -23,9 +23,10 @@ def size_category(n: int) -> str:
 
 
 def card_metadata(splits: dict[str, Sequence[Record]], pretty_name: str) -> dict:
-    from pushback.dataset import record_features, split_file, to_dataset
+    from pushback.dataset import CONFIGS, preference_features, record_features, split_file, to_dataset
 
     n_total = sum(len(s) for s in splits.values())
+    features = {"default": record_features(), "preference": preference_features()}
     return {
         "license": LICENSE,
         "language": ["en"],
@@ -34,13 +35,15 @@ def card_metadata(splits: dict[str, Sequence[Record]], pretty_name: str) -> dict
         "size_categories": [size_category(n_total)],
         "tags": ["friction", "refusal", "over-refusal", "sycophancy", "false-premise", "calibration",
                  "reasoning", "chain-of-thought", "safety", "sft", "dpo"],
-        "configs": [{"config_name": "default",
-                     "data_files": [{"split": name, "path": split_file(name)} for name in splits]}],
-        "dataset_info": {
-            "features": record_features()._to_yaml_list(),
-            "splits": [{"name": name, "num_bytes": to_dataset(records).data.nbytes, "num_examples": len(records)}
-                       for name, records in splits.items()],
-        },
+        "configs": [{"config_name": config,
+                     "data_files": [{"split": name, "path": split_file(name, config)} for name in splits]}
+                    for config in CONFIGS],
+        "dataset_info": [
+            {"config_name": config,
+             "features": features[config]._to_yaml_list(),
+             "splits": [{"name": name, "num_bytes": (rows := to_dataset(records, config)).data.nbytes,
+                         "num_examples": rows.num_rows} for name, records in splits.items()]}
+            for config in CONFIGS],
     }
 
 
@@ -65,9 +68,28 @@ def _length_table(records: Sequence[Record]) -> str:
         ("monologue", [len(r.monologue.split()) for r in records]),
         ("final_answer", [len(r.final_answer.split()) for r in records]),
         ("baseline_answer", [len(r.baseline_answer.split()) for r in records]),
+        ("overcautious_answer (benign)", [len(r.overcautious_answer.split()) for r in records if r.overcautious_answer]),
         ("persona thoughts", [len(r.agents) for r in records]),
     ):
-        rows.append(f"| {name} | {min(values)} | {statistics.median(values):g} | {max(values)} |")
+        if values:
+            rows.append(f"| {name} | {min(values)} | {statistics.median(values):g} | {max(values)} |")
+    return "\n".join(rows)
+
+
+def _pairs_table(splits: dict[str, Sequence[Record]]) -> str:
+    """Preference pairs per kind and split, as `preference_rows` builds them (the one pair builder)."""
+    from pushback.dataset import preference_rows
+
+    names = list(splits)
+    per = {name: Counter("benign" if row["category"] == "benign" else "friction" for row in preference_rows(records))
+           for name, records in splits.items()}
+    rows = ["| pair | chosen | rejected | " + " | ".join(names) + " | total |", "|---|---|---|" + "---:|" * (len(names) + 1)]
+    for kind, chosen, rejected in (("friction", "monologue + friction answer", "`baseline_answer` (eager)"),
+                                   ("benign", "monologue + plain help", "`overcautious_answer`")):
+        counts = [per[name][kind] for name in names]
+        rows.append(f"| {kind} | {chosen} | {rejected} | " + " | ".join(map(str, counts)) + f" | {sum(counts)} |")
+    totals = [sum(per[name].values()) for name in names]
+    rows.append("| **all** | | | " + " | ".join(map(str, totals)) + f" | {sum(totals)} |")
     return "\n".join(rows)
 
 
@@ -77,12 +99,14 @@ def _provenance(records: Sequence[Record]) -> str:
     lines = []
     if sources["curated"]:
         lines.append(f"- **{sources['curated']} curated rows**, written and reviewed by hand by the Push-Back AI "
-                     "team (see `data/curated/README.md` in the project): each persona thought, final answer and "
-                     "eager baseline answer written for its prompt, not filled from templates.")
+                     "team (see `data/curated/README.md` in the project): each persona thought, final answer, "
+                     "eager baseline answer and (benign rows) over-cautious answer written for its prompt, not "
+                     "filled from templates.")
     if sources["generated"]:
         used = ", ".join(f"`{m}` ({n})" for m, n in models.most_common()) or "an unrecorded model"
         lines.append(f"- **{sources['generated']} generated rows** from `pushback generate`: a persona relay "
-                     f"through LiteLLM ({used}), each record validated before it was written.")
+                     f"through LiteLLM ({used}), with the eager and (benign rows) over-cautious answers asked "
+                     "for separately; each record validated before it was written.")
     if sources["converted"]:
         lines.append(f"- **{sources['converted']} converted rows** from the original project's published shapes.")
     return "\n".join(lines)
@@ -100,11 +124,13 @@ def render_card(splits: dict[str, Sequence[Record]], *, pretty_name: str, seed: 
         pretty_name=pretty_name,
         summary=(f"{len(records)} prompts that teach a language model *calibrated friction*: when to push back, "
                  "refuse, hedge or ask -- and when simply to help. Every row carries an inner monologue, the "
-                 "friction answer and the eager answer a plain assistant would give."),
+                 "friction answer and the eager answer a plain assistant would give; benign rows also carry the "
+                 "over-cautious answer a too-careful model gives. A `preference` config pairs them for DPO."),
         counts_table=_counts_table(splits),
         twins_line=(f"{len(twins)} friction rows have a **benign twin**: a look-alike prompt that shares their "
                     "wording but deserves a plain, helpful answer (`metadata.twin_of`)."),
         length_table=_length_table(records),
+        pairs_table=_pairs_table(splits),
         test_pct=round(100 * test_size), seed=seed,
         provenance=_provenance(records),
         repo_id=repo_id,

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 
-from generation.client import EmptyReply
+from pushback.endpoint import EmptyReply
 from pushback.thinking import CLOSE_TAG, OPEN_TAG, split_thinking
 
 _FENCE = re.compile(r"^```[\w-]*\s*\n(.*?)\n```\s*$", re.DOTALL)

@@ -4,8 +4,11 @@
     relay          the six personas in turn, each seeing the thoughts before it
     synthesize     the final answer for the category's expected behaviour
     baseline       the eager, frictionless answer -- it needs only the prompt, so it runs beside the relay
+    overcautious   benign records only: the needless refusal, hedge or question (the rejected side of a
+                   benign preference pair); also beside the relay
 
-Critical path: 1 + len(PERSONAS) + 1 = 8 sequential calls (`CRITICAL_CALLS`); 9 calls in all.
+Critical path: 1 + len(PERSONAS) + 1 = 8 sequential calls (`CRITICAL_CALLS`); 9 calls in all, 10 for a
+benign record (`calls_for`).
 """
 from __future__ import annotations
 
@@ -14,16 +17,22 @@ import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from generation.client import CallFailed, ChatClient, FatalError, redact
 from generation.parse import clean_prompt, clean_reply
 from generation.plan import Examples, Job
-from generation.templates import Templates, persona_title
+from generation.templates import OVERCAUTION_KINDS, Templates, persona_title
 from pushback.chat import Message
+from pushback.endpoint import CallFailed, Endpoint, FatalError
 from pushback.records import EXPECTED_FOR, PERSONAS, Record, make_record, record_id
+from pushback.redaction import redact
 
 CRITICAL_CALLS = 1 + len(PERSONAS) + 1
-CALLS_PER_RECORD = CRITICAL_CALLS + 1
-MAX_TOKENS = {"prompt": 160, "persona": 220, "synthesis": 600, "baseline": 300}
+CALLS_PER_RECORD = CRITICAL_CALLS + 1  # and one more for a benign record's over-cautious answer
+MAX_TOKENS = {"prompt": 160, "persona": 220, "synthesis": 600, "baseline": 300, "overcautious": 300}
+
+
+def calls_for(category: str) -> int:
+    """Calls one record of this category takes when nothing fails."""
+    return CALLS_PER_RECORD + (category == "benign")
 PROMPT_REWRITES = 3  # fresh prompts asked for when one repeats a message already taken
 
 
@@ -34,7 +43,7 @@ class DuplicatePrompt(CallFailed):
 
 @dataclass
 class Relay:
-    client: ChatClient
+    client: Endpoint
     templates: Templates
     examples: Examples
     seed: int = 0
@@ -93,17 +102,32 @@ class Relay:
         return await self.client.complete(self._messages(request), max_tokens=MAX_TOKENS["baseline"],
                                           accept=clean_reply)
 
+    async def overcautious(self, user_input: str, kind: str) -> str:
+        request = self.templates.render("overcautious", user_input=user_input, kind=kind,
+                                        overcaution_guide=self.templates.overcaution_guide(kind))
+        return await self.client.complete(self._messages(request), max_tokens=MAX_TOKENS["overcautious"],
+                                          accept=clean_reply)
+
     async def record(self, job: Job, user_input: str, category: str, *, twin_of: str | None = None) -> Record:
-        """Relay, synthesis and (beside them) the baseline for a written prompt; validated before returning."""
+        """Relay, synthesis and (beside them) the baseline, and for a benign prompt the over-cautious answer;
+        validated before returning."""
         eager = asyncio.create_task(self.baseline(user_input))
+        cautious = None
+        if category == "benign":
+            kind = random.Random(self._seed(job, "overcaution")).choice(OVERCAUTION_KINDS)
+            cautious = asyncio.create_task(self.overcautious(user_input, kind))
         try:
             thoughts = await self.relay(user_input, category)
             final = await self.synthesize(user_input, category, thoughts, random.Random(self._seed(job, "answer")))
             baseline_answer = await eager
+            overcautious_answer = await cautious if cautious else None
         finally:
-            _drop(eager)  # stops the call if the relay failed
+            _drop(eager)  # stops the side calls if the relay failed
+            if cautious:
+                _drop(cautious)
         return make_record(user_input, category, thoughts, final, baseline_answer, source="generated",
-                           model=self.client.model, twin_of=twin_of, topic=job.topic)
+                           model=self.client.model, twin_of=twin_of, topic=job.topic,
+                           overcautious_answer=overcautious_answer)
 
     async def run(self, job: Job, taken: set[str], write: Callable[[Record], object]) -> int:
         """Make the job's record (and its benign twin), handing each to `write` as it is ready.
@@ -133,7 +157,7 @@ class Relay:
 @dataclass(frozen=True)
 class Outcome:
     """How a job ended: "ok", "failed" (its missing records are given up; `cause` says why) or "fatal"
-    (the run must stop: a bad key, an unknown model, an output that cannot be written)."""
+    (the run must stop: a bad key, an unknown model, an output that cannot be written). `message` is redacted."""
 
     kind: str
     cause: str = ""

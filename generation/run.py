@@ -1,8 +1,9 @@
 """`pushback generate`: records through the persona relay, many at once, resumable, honest under faults.
 
-Steps: open the output (count what is there, set broken lines aside) -> plan the missing records
-(the curated mix) -> run jobs in a pool bounded by an `asyncio.Semaphore` (no batches, no sleeps),
-appending each record the moment it is done -> summary and `<stem>.stats.json`.
+Steps: check the output can be written and lock it (a second run on it stops at once) -> read what it
+holds (a file that is not ours is refused, nothing changed) -> plan the missing records (the curated
+mix) -> run jobs in a pool bounded by an `asyncio.Semaphore` (no batches, no sleeps), appending each
+record the moment it is done -> `<stem>.stats.json` and a summary.
 
 With `--workers W > 1` the jobs run in W worker processes (`generation.workers`), so the client can use
 more than one core; this process stays the only writer: it checks, appends and counts every record,
@@ -14,63 +15,35 @@ import argparse
 import asyncio
 import json
 import math
-import os
 import sys
 import time
 from collections import Counter, deque
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
-from generation.client import ChatClient, Meter, RetryPolicy
+from generation.config import GenerateConfig, check_config, config_from_args
 from generation.pipeline import CALLS_PER_RECORD, CRITICAL_CALLS, Outcome, Relay, run_job
 from generation.plan import Examples, Job, category_weights, plan_jobs, read_curated
-from generation.store import Appender, open_output, set_aside_path, stats_path
+from generation.store import (
+    Appender,
+    Existing,
+    OutputError,
+    OutputLock,
+    check_writable,
+    read_output,
+    set_aside_path,
+    stats_path,
+)
 from generation.templates import TemplateError, load_templates
-from generation.workers import ProcessPool, available_cpus
-from pushback.records import Record, read_records
+from generation.workers import ProcessPool
+from pushback.endpoint import Endpoint, Meter
 from pushback.files import write_atomic
+from pushback.records import Record, read_records
+from pushback.redaction import redact
 
 EXIT_OK, EXIT_SHORT, EXIT_FATAL = 0, 1, 2
-RECORDS_PER_WORKER = 16  # `--workers auto`: one process per this many records in flight (measured: bench/generation.py)
-WORKERS_PER_CPU = 2  # `--workers auto` at most; more only compete for the cores (measured: bench/generation.py)
 REPLACEMENT_SHARE = 0.1  # failed records are re-planned up to this share of the run's records (at least 2)
-
-
-@dataclass
-class GenerateConfig:
-    model: str
-    out: Path
-    n: int
-    api_base: str | None = None
-    api_key: str | None = field(default=None, repr=False)  # the value; never printed or saved
-    api_key_env: str | None = None  # its name, which may be saved
-    concurrency: int = 16
-    categories: list[str] | None = None
-    twins: bool = False
-    temperature: float = 0.8
-    seed: int = 0
-    policy: RetryPolicy = field(default_factory=RetryPolicy)
-    templates_dir: str | None = None
-    few_shot: int = 2
-    progress: bool = True
-    workers: int | None = None  # worker processes; None: auto (`auto_workers`)
-    start_method: str | None = None  # multiprocessing start method; None: `generation.workers.default_start_method`
-
-    @property
-    def worker_count(self) -> int:
-        return self.workers if self.workers is not None else auto_workers(self.concurrency)
-
-    def public(self) -> dict[str, Any]:
-        """Settings fit for a stats file: no key, no credentials in the URL."""
-        return {"model": self.model, "api_base": _without_credentials(self.api_base), "api_key_env": self.api_key_env,
-                "n": self.n, "out": str(self.out), "concurrency": self.concurrency, "workers": self.worker_count,
-                "categories": self.categories,
-                "twins": self.twins, "temperature": self.temperature, "seed": self.seed,
-                "timeout_s": self.policy.timeout, "max_retries": self.policy.max_retries,
-                "templates": self.templates_dir, "few_shot": self.few_shot}
 
 
 @dataclass
@@ -81,9 +54,11 @@ class RunReport:
     replaced: int = 0  # of those, how many were planned again
     failures: Counter[str] = field(default_factory=Counter)
     failure_examples: list[str] = field(default_factory=list)
-    set_aside: list[str] = field(default_factory=list)
+    broken: list[str] = field(default_factory=list)  # lines of an earlier run that are not valid records
+    set_aside: list[str] = field(default_factory=list)  # of those, moved to the set-aside file (at the first append)
     fatal: str | None = None
     interrupted: bool = False
+    started_at: str = ""
     elapsed: float = 0.0
     cpu_s: float = 0.0  # CPU seconds of this process and its workers
     workers: int = 1
@@ -91,42 +66,11 @@ class RunReport:
     meter: Meter = field(default_factory=Meter)
     categories: Counter[str] = field(default_factory=Counter)  # written this run
     final_count: int = 0
+    stats_error: str | None = None
 
     @property
     def records_per_min(self) -> float:
         return 60 * self.written / self.elapsed if self.elapsed > 0 else 0.0
-
-
-def _without_credentials(url: str | None) -> str | None:
-    if not url:
-        return url
-    parts = urlsplit(url)
-    if parts.username or parts.password:
-        parts = parts._replace(netloc=parts.hostname + (f":{parts.port}" if parts.port else ""))
-    return urlunsplit(parts._replace(query=""))
-
-
-def auto_workers(concurrency: int) -> int:
-    """One process per RECORDS_PER_WORKER records in flight, at most WORKERS_PER_CPU per CPU.
-
-    A LiteLLM call costs a few ms of Python CPU, and LiteLLM builds each request in a thread of the
-    event loop's executor: the more calls one process has in flight, the longer each waits for its
-    turn, long before the process uses a whole core. Several smaller pools per core keep those waits
-    short; past about two per core they only compete for the cores."""
-    return max(1, min(WORKERS_PER_CPU * available_cpus(), math.ceil(concurrency / RECORDS_PER_WORKER)))
-
-
-def parse_workers(text: str | int | None) -> int | None:
-    """`--workers`: a positive number, or "auto" (None)."""
-    if text is None or str(text).strip().lower() == "auto":
-        return None
-    try:
-        workers = int(text)
-    except ValueError:
-        raise ValueError(f"--workers: expected a number or auto, got {text!r}") from None
-    if workers < 1:
-        raise ValueError(f"--workers must be at least 1 (got {workers})")
-    return workers
 
 
 class Runner:
@@ -140,11 +84,11 @@ class Runner:
         self.weights = category_weights(self.curated, config.categories)
         self.bar: Any = None
         # Also with workers: LiteLLM is imported here, once, and forked workers inherit it.
-        self.client = ChatClient(config.model, api_base=config.api_base, api_key=config.api_key,
-                                 temperature=config.temperature, policy=config.policy, seed=config.seed)
+        self.client = Endpoint(config.model, api_base=config.api_base, api_key=config.api_key,
+                               temperature=config.temperature, policy=config.policy, seed=config.seed)
         self.report.meter = self.client.meter
         self.relay = Relay(self.client, self.templates, Examples(self.curated, config.few_shot), config.seed)
-        self.appender = Appender(config.out, on_written=self._written)
+        self.appender = Appender(config.out, on_written=self._written, on_repaired=self._repaired)
         self.started = 0.0
         self.running: set[asyncio.Task[None]] = set()
         self.queue: deque[Job] = deque()  # jobs not started yet; replacements join at the end
@@ -154,10 +98,23 @@ class Runner:
         self.next_index = 0
 
     async def run(self) -> RunReport:
+        """Bring the output to `n` records; `OutputError` (nothing changed, no call made) if it cannot be used."""
+        config = self.config
+        check_writable(config.out)
+        with OutputLock(config.out):
+            existing = read_output(config.out)
+            self.report.started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+            try:
+                await self._run(existing)
+            finally:  # written even when interrupted: what ran, what it cost
+                self._write_stats()
+        return self.report
+
+    async def _run(self, existing: Existing) -> None:
         config, report = self.config, self.report
-        existing = open_output(config.out)
         report.before = len(existing.records)
-        report.set_aside = [str(p) for p in existing.set_aside]
+        report.broken = [str(p) for p in existing.set_aside]
+        self.appender.existing = existing
         self.in_file = set(existing.ids)
         taken = existing.ids | self.curated_ids  # never repeat an id, ours or the curated set's
         jobs = plan_jobs(config.n, existing.categories, self.weights, topics=self.templates.topics,
@@ -168,7 +125,7 @@ class Runner:
         self.next_index = jobs[-1].index + 1 if jobs else 0
         self.started, cpu = time.perf_counter(), time.process_time()
         workers = min(config.worker_count, len(jobs))  # a short rerun needs no more processes than jobs
-        pool = ProcessPool(self, taken, workers) if workers > 1 else None
+        pool = ProcessPool(self, config, self.templates, self.curated, taken, workers) if workers > 1 else None
         report.workers = max(workers, 1)
         try:
             if pool:
@@ -187,7 +144,14 @@ class Runner:
             if self.bar is not None:
                 self.bar.close()
             report.final_count = len(read_records(config.out).records) if config.out.exists() else 0
-        return report
+
+    def _write_stats(self) -> None:
+        """The stats file; a failure to write it is reported, never allowed to hide the run's own outcome."""
+        path = stats_path(self.config.out)
+        try:
+            write_atomic(path, json.dumps(stats(self.config, self.report), indent=2) + "\n")
+        except OSError as e:
+            self.report.stats_error = f"cannot write {path} ({e.strerror or e})"
 
     # --- running the jobs here --------------------------------------------------------------------
 
@@ -203,10 +167,11 @@ class Runner:
                     await asyncio.wait(set(running), return_when=asyncio.FIRST_COMPLETED)
                     continue
                 await slots.acquire()
-                if self.report.fatal:
+                job = self.next_job()
+                if job is None:  # the run was stopped meanwhile
                     slots.release()
                     break
-                task = asyncio.create_task(self._job(self.queue.popleft(), taken))
+                task = asyncio.create_task(self._job(job, taken))
                 running.add(task)
                 task.add_done_callback(lambda t: (running.discard(t), slots.release()))
             await asyncio.gather(*running, return_exceptions=True)
@@ -226,7 +191,20 @@ class Runner:
         outcome = await run_job(self.relay, job, taken, write, self.config.api_key)
         self.settle(job, outcome, delivered, rejected)
 
-    # --- what both ways of running share --------------------------------------------------------------
+    # --- what both ways of running share (the worker pool's `JobSource`) -------------------------------
+
+    @property
+    def finished(self) -> bool:
+        return bool(self.report.fatal) or len(self.in_file) >= self.config.n
+
+    def next_job(self) -> Job | None:
+        return self.queue.popleft() if self.queue and not self.report.fatal else None
+
+    async def append(self, record: Record) -> None:
+        await self.appender.append(record)
+
+    def metered(self, meter: Meter) -> None:
+        self.report.meter = meter
 
     def reserve(self, record: Record) -> str | None:
         """Claim the record's place in the output, or say why it has none: its id is already written (two
@@ -244,7 +222,7 @@ class Runner:
         """Reserve and append (fsynced) a finished record; why not, if it was not written."""
         reason = self.reserve(record)
         if reason is None:
-            await self.appender.append(record)
+            await self.append(record)
         return reason
 
     def settle(self, job: Job, outcome: Outcome, delivered: list[str], rejected: list[str]) -> None:
@@ -282,6 +260,9 @@ class Runner:
         for category, twin in replacements:
             self.queue.append(Job(self.next_index, category, job.topic, twin))
             self.next_index += 1
+
+    def _repaired(self, existing: Existing) -> None:
+        self.report.set_aside = [str(p) for p in existing.set_aside]
 
     def _written(self, record: Record) -> None:
         self.report.written += 1
@@ -324,14 +305,6 @@ def _progress_bar(config: GenerateConfig, before: int) -> Any:
                 disable=not config.progress, dynamic_ncols=True, mininterval=0.5 if sys.stderr.isatty() else 10)
 
 
-def check_config(config: GenerateConfig) -> None:
-    if config.n < 1 or config.concurrency < 1:
-        raise ValueError(f"--n and --concurrency must be at least 1 (got {config.n} and {config.concurrency})")
-    if config.workers is not None and not 1 <= config.workers <= config.concurrency:
-        raise ValueError(f"--workers must be between 1 and --concurrency ({config.concurrency}): each worker needs "
-                         f"at least one record in flight (got {config.workers})")
-
-
 async def generate(config: GenerateConfig) -> RunReport:
     """Bring `config.out` to `config.n` valid records; see the module docstring."""
     check_config(config)
@@ -355,7 +328,8 @@ def summary(config: GenerateConfig, report: RunReport) -> str:
          f"({report.before} before this run, {report.written} written, {report.failed} failed) "
          f"in {report.elapsed:.1f} s: {report.records_per_min:.0f} records/min at concurrency {config.concurrency}"
          + (f" in {report.workers} worker processes" if report.workers > 1 else "")),
-        f"calls: {meter.calls} ({CRITICAL_CALLS} sequential per record, {CALLS_PER_RECORD} in all); retries: {retries}",
+        (f"calls: {meter.calls} ({CRITICAL_CALLS} sequential per record, {CALLS_PER_RECORD} in all, "
+         f"{CALLS_PER_RECORD + 1} for a benign one); retries: {retries}"),
         f"tokens: {meter.tokens:,} ({meter.prompt_tokens:,} in, {meter.completion_tokens:,} out); cost: {cost}",
     ]
     if report.categories:
@@ -364,6 +338,10 @@ def summary(config: GenerateConfig, report: RunReport) -> str:
         lines.append(f"set aside {len(report.set_aside)} broken line(s) from an earlier run "
                      f"(kept in {set_aside_path(config.out)}):")
         lines += [f"  {p}" for p in report.set_aside[:10]]
+    elif report.broken:
+        lines.append(f"found {len(report.broken)} broken line(s) from an earlier run, left in place as nothing was "
+                     f"written (they move to {set_aside_path(config.out)} when the first record is):")
+        lines += [f"  {p}" for p in report.broken[:10]]
     if report.failed:
         replaced = f", {report.replaced} planned again" if report.replaced else ""
         gap = "; rerun the same command to fill the gap" if report.final_count < config.n else ""
@@ -371,13 +349,15 @@ def summary(config: GenerateConfig, report: RunReport) -> str:
         lines += [f"  {m[:300]}" for m in report.failure_examples[:5]]
     if report.fatal:
         lines.append(f"stopped: {report.fatal}")
+    if report.stats_error:
+        lines.append(f"stats: {report.stats_error}")
     return "\n".join(lines)
 
 
-def stats(config: GenerateConfig, report: RunReport, started_at: str) -> dict[str, Any]:
+def stats(config: GenerateConfig, report: RunReport) -> dict[str, Any]:
     return {
         "settings": config.public(),
-        "started_at": started_at,
+        "started_at": report.started_at,
         "elapsed_s": round(report.elapsed, 3),
         "records": {"wanted": config.n, "in_file": report.final_count, "before": report.before,
                     "written": report.written, "failed": report.failed, "replaced": report.replaced,
@@ -386,27 +366,14 @@ def stats(config: GenerateConfig, report: RunReport, started_at: str) -> dict[st
         "records_per_min": round(report.records_per_min, 2),
         "cpu_s": round(report.cpu_s, 3),
         "calls_by_worker": report.calls_by_worker,
-        "calls_per_record": {"sequential": CRITICAL_CALLS, "total": CALLS_PER_RECORD},
+        "calls_per_record": {"sequential": CRITICAL_CALLS, "total": CALLS_PER_RECORD, "benign": CALLS_PER_RECORD + 1},
         "usage": report.meter.as_dict(),
         "set_aside": report.set_aside,
+        "broken_left_in_place": report.broken if not report.set_aside else [],
         "failure_examples": report.failure_examples,
         "stopped": report.fatal,
         "interrupted": report.interrupted,
     }
-
-
-def config_from_args(args: argparse.Namespace) -> GenerateConfig:
-    api_key = None
-    if args.api_key_env:
-        api_key = os.environ.get(args.api_key_env)
-        if not api_key:
-            raise ValueError(f"--api-key-env: environment variable {args.api_key_env} is not set or empty")
-    return GenerateConfig(
-        model=args.model, out=Path(args.out), n=args.n, api_base=args.api_base, api_key=api_key,
-        api_key_env=args.api_key_env, concurrency=args.concurrency, categories=args.categories, twins=args.twins,
-        temperature=args.temperature, seed=args.seed,
-        policy=RetryPolicy(max_retries=args.max_retries, timeout=args.timeout),
-        templates_dir=args.templates, few_shot=args.few_shot, workers=parse_workers(args.workers))
 
 
 def add_parser(parser: argparse.ArgumentParser) -> None:
@@ -415,7 +382,9 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--api-base", help="endpoint URL (Ollama, vLLM, any OpenAI-compatible server)")
     p.add_argument("--api-key-env", help="name of the environment variable holding the API key")
     p.add_argument("--n", type=int, required=True, help="number of valid records wanted in --out")
-    p.add_argument("--out", required=True, help="JSONL file; appended to and resumed")
+    p.add_argument("--out", required=True,
+                   help="JSONL file, new or written by this command; appended to and resumed (locked while a run "
+                        "writes it)")
     p.add_argument("--concurrency", type=int, default=16, help="records in flight at once")
     p.add_argument("--workers", default="auto", metavar="W|auto",
                    help="processes making the calls, sharing --concurrency (auto: one per 16 records in flight, "
@@ -424,10 +393,12 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--twins", action="store_true", help="also write a benign look-alike for friction prompts")
     p.add_argument("--temperature", type=float, default=0.8)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--timeout", type=float, default=60.0, help="seconds per call attempt")
-    p.add_argument("--max-retries", type=int, default=6, help="retries per call for transient errors")
+    p.add_argument("--timeout", type=float, default=60.0,
+                   help="seconds per call attempt, above 0 (there is no 'no limit': a hung call must end)")
+    p.add_argument("--max-retries", type=int, default=6,
+                   help="retries per call for transient errors, 0 or more (0: one attempt per call)")
     p.add_argument("--templates", help="directory of persona templates to use instead of the built-in ones")
-    p.add_argument("--few-shot", type=int, default=2, help="curated examples shown per prompt (0 for none)")
+    p.add_argument("--few-shot", type=int, default=2, help="curated examples shown per prompt, 0 or more (0 for none)")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -435,16 +406,12 @@ def main(args: argparse.Namespace) -> int:
         config = config_from_args(args)
         check_config(config)
         runner = Runner(config)
-    except (ValueError, TemplateError) as error:
-        print(f"pushback generate: {error}", file=sys.stderr)
-        return EXIT_FATAL
-    started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    try:
         report = asyncio.run(runner.run())
-    finally:  # written even when interrupted: what ran, what it cost
-        write_atomic(stats_path(config.out), json.dumps(stats(config, runner.report, started_at), indent=2) + "\n")
+    except (OutputError, ValueError, TemplateError) as error:  # nothing written, no call made
+        print(f"pushback generate: {redact(str(error))}", file=sys.stderr)
+        return EXIT_FATAL
     print(summary(config, report))
     print(f"stats: {stats_path(config.out)}")
-    if report.fatal:
+    if report.fatal or report.stats_error:
         return EXIT_FATAL
     return EXIT_OK if report.final_count >= config.n else EXIT_SHORT

@@ -23,10 +23,14 @@ PLACEHOLDERS: dict[str, frozenset[str]] = {
                           "user_input", "thoughts"}),
     "synthesis": frozenset({"category", "expected", "behaviour_guide", "user_input", "thoughts", "example"}),
     "baseline": frozenset({"user_input"}),
+    "overcautious": frozenset({"user_input", "kind", "overcaution_guide"}),
 }
+# Kinds of needless caution a benign record's `overcautious_answer` shows (one per record, in turn by seed).
+OVERCAUTION_KINDS = ("refuse", "hedge", "clarify", "lecture", "vague")
 # Guides are inserted verbatim: they take no placeholders.
 GUIDES = (
     [f"persona_{p}" for p in PERSONAS] + [f"category_{c}" for c in CATEGORIES] + [f"behaviour_{b}" for b in BEHAVIOURS]
+    + [f"overcaution_{k}" for k in OVERCAUTION_KINDS]
 )
 
 
@@ -55,6 +59,9 @@ class Templates:
     def behaviour_guide(self, behaviour: str) -> str:
         return self.texts[f"behaviour_{behaviour}"]
 
+    def overcaution_guide(self, kind: str) -> str:
+        return self.texts[f"overcaution_{kind}"]
+
     @property
     def topics(self) -> list[str]:
         return [line.strip() for line in self.texts["topics"].splitlines() if line.strip() and not line.startswith("#")]
@@ -64,7 +71,15 @@ def _read(name: str, override: Path | None) -> tuple[str, Path]:
     for folder in (override, BUILTIN_DIR):
         if folder is not None and (folder / f"{name}.txt").is_file():
             path = folder / f"{name}.txt"
-            return path.read_text(encoding="utf-8").strip(), path
+            try:
+                data = path.read_bytes()
+            except OSError as e:
+                raise TemplateError(f"{path}: cannot read ({e.strerror or e})") from None
+            try:
+                return data.decode("utf-8").removeprefix("\ufeff").strip(), path
+            except UnicodeDecodeError as e:
+                line = data.count(b"\n", 0, e.start) + 1
+                raise TemplateError(f"{path}:{line}: not valid UTF-8 (byte {data[e.start]:#04x})") from None
     raise TemplateError(f"{BUILTIN_DIR / (name + '.txt')}: template missing")
 
 

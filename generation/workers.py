@@ -6,7 +6,7 @@ its turn: one process falls behind the ideal bound long before it uses a whole c
 generation/README.md, "Worker processes"). Workers make the calls; the parent
 (`generation.run.Runner`) stays the only writer of the output:
 
-    parent                                       worker i of W (an asyncio pool of `slots` jobs)
+    parent (a `JobSource`)                       worker i of W (an asyncio pool of `slots` jobs)
       plans jobs, feeds each free slot  --job-->   Relay.run, exactly as in one process
       checks, appends + fsyncs, counts <--record-- each finished, validated record
       replaces failures, stops on fatal <--done--- how the job ended, with the worker's meter and CPU
@@ -29,27 +29,43 @@ import traceback
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from generation.client import ChatClient, Meter
+from generation.config import GenerateConfig
 from generation.pipeline import Outcome, Relay, run_job
 from generation.plan import Examples, Job
+from generation.templates import Templates
+from pushback.endpoint import Endpoint, Meter
 from pushback.records import Record
-
-if TYPE_CHECKING:
-    from generation.run import GenerateConfig, Runner
-    from generation.templates import Templates
 
 PARENT_CHECK_S = 0.2  # how often a worker checks that its parent is still there
 STOP_GRACE_S = 2.0  # how long the parent waits for workers to exit before killing them
 
 
-def available_cpus() -> int:
-    """CPUs this process may run on (a container or `taskset` may allow fewer than the machine has)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS, Windows
-        return os.cpu_count() or 1
+class JobSource(Protocol):
+    """What the pool needs from the run (`generation.run.Runner`), and nothing more."""
+
+    @property
+    def finished(self) -> bool:
+        """No more jobs are wanted: the output is full or the run must stop."""
+
+    def next_job(self) -> Job | None:
+        """The next job to start, or None when none is waiting."""
+
+    def reserve(self, record: Record) -> str | None:
+        """Claim the record's place in the output, or say why it has none."""
+
+    async def append(self, record: Record) -> None:
+        """Write a reserved record (durably)."""
+
+    def settle(self, job: Job, outcome: Outcome, delivered: list[str], rejected: list[str]) -> None:
+        """A job ended: count it, plan replacements, stop on a fatal outcome."""
+
+    def stop(self, reason: str) -> None:
+        """End the run now, for this reason."""
+
+    def metered(self, meter: Meter) -> None:
+        """The calls, retries and tokens of every worker so far."""
 
 
 def default_start_method() -> str | None:
@@ -112,13 +128,16 @@ class _Worker:
 
 
 class ProcessPool:
-    """Runs the runner's queue of jobs in worker processes; the runner accepts, counts and replaces."""
+    """Runs the source's jobs in worker processes; the source accepts, counts and replaces."""
 
-    def __init__(self, runner: Runner, taken: set[str], count: int):
-        self.runner = runner
+    def __init__(self, jobs: JobSource, config: GenerateConfig, templates: Templates, curated: list[Record],
+                 taken: set[str], count: int):
+        self.jobs = jobs
+        self.config = config
+        self.templates = templates
+        self.curated = curated
         self.taken = taken
         self.count = count
-        config = runner.config
         self.context = multiprocessing.get_context(config.start_method or default_start_method())
         self.workers: list[_Worker] = []
         self.inbox: asyncio.Queue[tuple[_Worker | None, Message | None]] = asyncio.Queue()  # (None, None): wake up
@@ -131,10 +150,9 @@ class ProcessPool:
         return sum(worker.cpu_s for worker in self.workers)
 
     def start(self) -> None:
-        runner, config = self.runner, self.runner.config
-        for index, slots in enumerate(split(config.concurrency, self.count)):
+        for index, slots in enumerate(split(self.config.concurrency, self.count)):
             ours, theirs = self.context.Pipe()
-            setup = WorkerSetup(config, runner.templates, runner.curated, self.taken, slots, index, os.getpid())
+            setup = WorkerSetup(self.config, self.templates, self.curated, self.taken, slots, index, os.getpid())
             process = self.context.Process(target=worker_main, args=(theirs, setup), daemon=True,
                                            name=f"pushback-generate-worker-{index}")
             process.start()
@@ -146,9 +164,8 @@ class ProcessPool:
         for worker in self.workers:
             loop.add_reader(worker.conn.fileno(), self._readable, worker)
         self.reading = True
-        runner = self.runner
         try:
-            while not runner.report.fatal and len(runner.in_file) < runner.config.n:
+            while not self.jobs.finished:
                 self._dispatch()
                 if not any(worker.in_flight for worker in self.workers):
                     break  # nothing running and nothing left to start
@@ -159,13 +176,14 @@ class ProcessPool:
             await asyncio.gather(*self.appends, return_exceptions=True)  # every reserved record reaches the file
 
     def _dispatch(self) -> None:
-        """Give queued jobs to the workers with free slots, the freest first."""
-        queue = self.runner.queue
-        while queue and not self.runner.report.fatal:
+        """Give waiting jobs to the workers with free slots, the freest first."""
+        while not self.jobs.finished:
             worker = max(self.workers, key=lambda w: w.free)
             if worker.free <= 0:
                 return
-            job = queue.popleft()
+            job = self.jobs.next_job()
+            if job is None:
+                return
             worker.in_flight[job.index] = job
             self.progress[job.index] = ([], [])
             try:
@@ -182,25 +200,24 @@ class ProcessPool:
             self.inbox.put_nowait((worker, None))
 
     def _handle(self, worker: _Worker, message: Message | None) -> None:
-        runner = self.runner
         if message is None:
             self._lost(worker)
             return
         worker.meter, worker.cpu_s = message.meter, message.cpu_s
-        runner.report.meter = Meter.total(w.meter for w in self.workers)
+        self.jobs.metered(Meter.total(w.meter for w in self.workers))
         delivered, rejected = self.progress[message.job]
         if message.kind == "record" and message.record is not None:
-            reason = runner.reserve(message.record)
+            reason = self.jobs.reserve(message.record)
             (rejected if reason else delivered).append(reason or message.record.category)
             if reason is None:  # appended in order (the appender's lock is first come, first served), off this loop
                 self._append(message.record)
         elif message.kind == "done" and message.outcome is not None:
             job = worker.in_flight.pop(message.job)
             del self.progress[message.job]
-            runner.settle(job, message.outcome, delivered, rejected)
+            self.jobs.settle(job, message.outcome, delivered, rejected)
 
     def _append(self, record: Record) -> None:
-        task = asyncio.create_task(self.runner.appender.append(record))
+        task = asyncio.create_task(self.jobs.append(record))
         self.appends.add(task)
         task.add_done_callback(self._appended)
 
@@ -208,12 +225,12 @@ class ProcessPool:
         self.appends.discard(task)
         if not task.cancelled() and task.exception() is not None:
             error = task.exception()
-            self.runner.stop(f"cannot append to {self.runner.config.out}: {type(error).__name__}: {error}")
+            self.jobs.stop(f"cannot append to {self.config.out}: {type(error).__name__}: {error}")
             self.inbox.put_nowait((None, None))
 
     def _lost(self, worker: _Worker) -> None:
         worker.process.join(timeout=1)
-        self.runner.stop(f"worker {worker.index} (pid {worker.process.pid}) exited unexpectedly "
+        self.jobs.stop(f"worker {worker.index} (pid {worker.process.pid}) exited unexpectedly "
                          f"(exit code {worker.process.exitcode}); the records written are kept, rerun to continue")
 
     def close(self) -> None:
@@ -264,9 +281,9 @@ class _Serve:
         config = setup.config
         self.conn, self.setup = conn, setup
         # Each worker jitters its backoff differently; prompt seeds derive from the job, wherever it runs.
-        self.client = ChatClient(config.model, api_base=config.api_base, api_key=config.api_key,
-                                 temperature=config.temperature, policy=config.policy,
-                                 seed=config.seed * 1009 + setup.index + 1)
+        self.client = Endpoint(config.model, api_base=config.api_base, api_key=config.api_key,
+                               temperature=config.temperature, policy=config.policy,
+                               seed=config.seed * 1009 + setup.index + 1)
         self.relay = Relay(self.client, setup.templates, Examples(setup.curated, config.few_shot), config.seed)
         self.taken = set(setup.taken)
         self.tasks: set[asyncio.Task[None]] = set()

@@ -16,9 +16,10 @@ from typing import Any
 
 from pushback.chat import (CHAT_TEMPLATE, SYSTEM_PLAIN, Message, opens_think, prompt_ids, prompt_text,
                            stop_token_ids, system_prompt)
+from pushback.endpoint import Endpoint, EndpointError, FatalError, RetryPolicy
 from pushback.pocket import pocket_dir
 from pushback.specs import ModelSpec, parse_spec
-from pushback.thinking import CLOSE_TAG, OPEN_TAG
+from pushback.thinking import OPEN_TAG
 
 
 def load_once(fn: Callable) -> Callable:
@@ -43,7 +44,12 @@ def load_once(fn: Callable) -> Callable:
 
 
 class BackendError(RuntimeError):
-    """A model that cannot be loaded or called; the message says which spec and why."""
+    """A model that cannot be loaded or called; the message says which spec and why. `fatal`: retrying
+    cannot help (a bad key, an unknown model), so a caller that retries should stop."""
+
+    def __init__(self, message: str, *, fatal: bool = False):
+        super().__init__(message)
+        self.fatal = fatal
 
 
 @dataclass(frozen=True)
@@ -296,78 +302,35 @@ class TransformersBackend(Backend):
 
 # --- LiteLLM (Ollama, vLLM, TGI, OpenAI, ...) ------------------------------------------------------
 
+# A person (Space) or a run (eval, judge) waits on each reply: a few quick retries, then a clear error.
+ENDPOINT_POLICY = RetryPolicy(max_retries=2, base_delay=0.5, max_delay=4.0, max_retry_after=10.0, timeout=120.0)
+
 
 class LiteLLMBackend(Backend):
-    def __init__(self, spec: ModelSpec, timeout: float = 120.0):
-        self.spec = spec
-        self.timeout = timeout
-        self.api_key = os.environ.get(spec.api_key_env) if spec.api_key_env else None
-        if spec.api_key_env and not self.api_key:
-            raise BackendError(f"{spec.raw}: environment variable {spec.api_key_env} is not set")
+    """A `litellm:` spec, called through `pushback.endpoint` (its retries, timeout and redaction)."""
 
-    def _call_kwargs(self, messages: Sequence[Message], params: GenerationParams) -> dict[str, Any]:
-        kwargs: dict[str, Any] = {
-            "model": self.spec.model,
-            "messages": with_system(messages, self.spec.system),
-            "max_tokens": params.max_new_tokens,
-            "temperature": params.temperature,
-            "timeout": self.timeout,
-            "max_retries": 0,
-        }
-        if params.seed is not None:
-            kwargs["seed"] = params.seed
-        if self.spec.api_base:
-            kwargs["api_base"] = self.spec.api_base
-            kwargs["api_key"] = self.api_key or "not-needed"  # OpenAI-compatible servers want some key
-        elif self.api_key:
-            kwargs["api_key"] = self.api_key
-        return kwargs
+    def __init__(self, spec: ModelSpec, policy: RetryPolicy = ENDPOINT_POLICY):
+        self.spec = spec
+        api_key = os.environ.get(spec.api_key_env) if spec.api_key_env else None
+        if spec.api_key_env and not api_key:
+            raise BackendError(f"{spec.raw}: environment variable {spec.api_key_env} is not set", fatal=True)
+        self.endpoint = Endpoint(spec.model, api_base=spec.api_base, api_key=api_key, policy=policy, name=spec.raw)
 
     def stream(self, messages: Sequence[Message], params: GenerationParams = GenerationParams(),
                stop: threading.Event | None = None) -> TextStream:
-        os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-        import litellm
-
         stop = stop or threading.Event()
-        kwargs = self._call_kwargs(messages, params)
-        holder = TextStream(iter(()), opened=False, stop=stop)
+        deltas = self.endpoint.stream(with_system(messages, self.spec.system), max_tokens=params.max_new_tokens,
+                                      temperature=params.temperature, seed=params.seed, stop=stop)
 
         def chunks() -> Iterator[str]:
             try:
-                response = litellm.completion(stream=True, **kwargs)
-            except Exception as e:  # noqa: BLE001 - every provider error becomes one clear message
-                raise BackendError(f"{self.spec.raw}: {type(e).__name__}: {e}") from e
-            in_reasoning = False
-            try:
-                for part in response:
-                    if stop.is_set():
-                        break
-                    if not part.choices:
-                        continue
-                    delta = part.choices[0].delta
-                    # Providers that return reasoning apart (DeepSeek, Ollama thinking models): re-wrap it.
-                    reasoning = getattr(delta, "reasoning_content", None)
-                    if reasoning:
-                        if not in_reasoning:
-                            in_reasoning = True
-                            yield OPEN_TAG
-                        yield reasoning
-                    if delta.content:
-                        if in_reasoning:
-                            in_reasoning = False
-                            yield CLOSE_TAG
-                        yield delta.content
-                if in_reasoning:
-                    yield CLOSE_TAG
-            except Exception as e:  # noqa: BLE001
-                raise BackendError(f"{self.spec.raw}: {type(e).__name__}: {e}") from e
+                yield from deltas
+            except EndpointError as e:  # already redacted and naming the spec
+                raise BackendError(str(e), fatal=isinstance(e, FatalError)) from None
             finally:
-                close = getattr(response, "close", None) or getattr(getattr(response, "completion_stream", None), "close", None)
-                if stop.is_set() and callable(close):
-                    close()
+                deltas.close()
 
-        holder._chunks = chunks()
-        return holder
+        return TextStream(chunks(), opened=False, stop=stop)
 
 
 # --- loading ----------------------------------------------------------------------------------

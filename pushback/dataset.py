@@ -1,5 +1,7 @@
 """Records as a Hugging Face dataset: explicit features, parquet splits, and back again.
 
+Two configs: `default` (one row per record, for SFT) and `preference` (one row per record that has a
+rejected side, in TRL's conversational preference format, built by `pushback.chat.preference_pair`).
 Explicit `Features` matter: JSONL whose `metadata` keys differ between lines does not load without
 them (NOTES.md), and users of `load_dataset` get the declared types."""
 from __future__ import annotations
@@ -8,7 +10,10 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from pushback.chat import preference_pair
 from pushback.records import Record
+
+CONFIGS = ("default", "preference")
 
 
 def record_features():
@@ -28,31 +33,57 @@ def record_features():
     })
 
 
-def to_dataset(records: Sequence[Record]):
+def preference_features():
+    """TRL's conversational preference format, with the record's id and category beside it (TRL drops
+    columns it does not use)."""
+    from datasets import Features, List, Value
+
+    text = Value("string")
+    turns = List({"role": text, "content": text})
+    return Features({"id": text, "category": text, "prompt": turns, "chosen": turns, "rejected": turns})
+
+
+def preference_rows(records: Sequence[Record]) -> list[dict[str, Any]]:
+    """One row per record with a rejected side (friction: the eager answer; benign: the over-cautious one)."""
+    rows = []
+    for record in records:
+        pair = preference_pair(record)
+        if pair is not None:
+            rows.append({"id": record.id, "category": record.category, **pair})
+    return rows
+
+
+def to_dataset(records: Sequence[Record], config: str = "default"):
+    """The rows of one config as a `datasets.Dataset` with declared features."""
     from datasets import Dataset
 
-    features = record_features()
-    if not records:
+    if config == "preference":
+        features, rows = preference_features(), preference_rows(records)
+    else:
+        features, rows = record_features(), [r.model_dump(mode="json") for r in records]
+    if not rows:
         return Dataset.from_dict({name: [] for name in features}, features=features)
-    return Dataset.from_list([r.model_dump(mode="json") for r in records], features=features)
+    return Dataset.from_list(rows, features=features)
 
 
-def split_file(split: str) -> str:
-    """The Hub's layout for a one-shard split (what `Dataset.push_to_hub` writes)."""
-    return f"data/{split}-00000-of-00001.parquet"
+def split_file(split: str, config: str = "default") -> str:
+    """The Hub's layout for a one-shard split (what `Dataset.push_to_hub(config_name=...)` writes)."""
+    folder = "data" if config == "default" else config
+    return f"{folder}/{split}-00000-of-00001.parquet"
 
 
-def write_splits(out: str | Path, splits: dict[str, Sequence[Record]]) -> dict[str, Path]:
-    """Write each split as parquet under `out/data/`; returns the written paths."""
+def write_splits(out: str | Path, splits: dict[str, Sequence[Record]]) -> dict[tuple[str, str], Path]:
+    """Write every config's splits as parquet under `out`; returns the written paths by (config, split)."""
     out = Path(out)
     written = {}
-    for name, records in splits.items():
-        path = out / split_file(name)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".parquet.tmp")
-        to_dataset(records).to_parquet(str(tmp))
-        tmp.replace(path)  # atomic: a half-written shard never looks like a dataset
-        written[name] = path
+    for config in CONFIGS:
+        for name, records in splits.items():
+            path = out / split_file(name, config)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".parquet.tmp")
+            to_dataset(records, config).to_parquet(str(tmp))
+            tmp.replace(path)  # atomic: a half-written shard never looks like a dataset
+            written[config, name] = path
     return written
 
 

@@ -7,13 +7,36 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from pushback.redaction import redact
+
 RepoType = str  # "model" | "dataset" | "space"
+
+
+class HubError(ValueError):
+    """The Hub could not be reached or refused the request; one line, token-free. A ValueError, as the
+    commands that push already report those as one line."""
 
 
 def hub_api() -> Any:
     from huggingface_hub import HfApi
 
     return HfApi()
+
+
+def hub_errors() -> tuple[type[BaseException], ...]:
+    """What huggingface_hub raises when the Hub cannot be reached or says no: its HTTP errors, the offline
+    mode (`OfflineModeIsEnabled`, an OSError), and its HTTP client's connection errors (httpx2 in
+    huggingface_hub 2.x, httpx in 1.x), which are not OSErrors."""
+    from huggingface_hub.errors import HfHubHTTPError
+
+    errors: list[type[BaseException]] = [HfHubHTTPError, OSError]
+    for client in ("httpx2", "httpx", "requests"):
+        try:
+            module = __import__(client)
+        except ImportError:
+            continue
+        errors.append(module.RequestException if client == "requests" else module.HTTPError)
+    return tuple(errors)
 
 
 def folder_tree(folder: str | Path) -> list[tuple[str, int]]:
@@ -42,7 +65,8 @@ def _human(size: float) -> str:
 
 def push_folder(folder: str | Path, repo_id: str, *, repo_type: RepoType = "model", private: bool = False,
                 dry_run: bool = False, message: str = "Upload with pushback") -> str | None:
-    """Create the repo if needed and upload the folder in one commit; return the commit URL."""
+    """Create the repo if needed and upload the folder in one commit; return the commit URL. `HubError` when
+    the Hub cannot be reached or refuses."""
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder}: not a directory")
@@ -53,9 +77,14 @@ def push_folder(folder: str | Path, repo_id: str, *, repo_type: RepoType = "mode
         print("dry run: nothing uploaded")
         return None
     api = hub_api()
-    api.create_repo(repo_id, repo_type=repo_type, private=private, exist_ok=True)
-    commit = api.upload_folder(folder_path=str(folder), repo_id=repo_id, repo_type=repo_type,
-                               commit_message=message, ignore_patterns=[".*", "**/.*"])
+    try:
+        api.create_repo(repo_id, repo_type=repo_type, private=private, exist_ok=True)
+        commit = api.upload_folder(folder_path=str(folder), repo_id=repo_id, repo_type=repo_type,
+                                   commit_message=message, ignore_patterns=[".*", "**/.*"])
+    except hub_errors() as e:
+        text = redact(" ".join(str(e).split()))[:300]
+        raise HubError(f"{repo_type} {repo_id}: the push failed ({type(e).__name__}: {text}); check the network, "
+                       "HF_HUB_OFFLINE and the token (HF_TOKEN or `hf auth login`)") from None
     url = getattr(commit, "commit_url", None) or str(commit)
     print(f"uploaded: {url}")
     return url

@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import os
 import platform
-import re
 import shlex
 import subprocess
 import sys
@@ -22,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from pushback.paths import REPO_ROOT
+from pushback.redaction import redact
 
 
 def git_commit(root: Path = REPO_ROOT) -> tuple[str | None, bool]:
@@ -76,10 +76,6 @@ def fingerprint_file(path: str | os.PathLike[str]) -> str:
     return fingerprint_bytes(Path(path).read_bytes())
 
 
-# A command line may carry credentials (a URL with user:password, a pasted key): never store them.
-_SECRETS = re.compile(r"(?<=://)[^/@\s]+:[^/@\s]+(?=@)|\b(?:hf|sk|pk|api)[-_][A-Za-z0-9_-]{12,}")
-
-
 def provenance(fingerprints: dict[str, str] | None = None, argv: list[str] | None = None) -> dict[str, Any]:
     """The block to store beside a result (`"provenance": provenance({...})`)."""
     commit, dirty = git_commit()
@@ -93,5 +89,6 @@ def provenance(fingerprints: dict[str, str] | None = None, argv: list[str] | Non
         command = "python " + shlex.join([program, *args[1:]])
     else:
         command = shlex.join(["pushback" if program in ("pushback", "__main__.py") else program, *args[1:]])
+    # A command line may carry credentials (a URL with user:password, a pasted key): never store them.
     return {"commit": commit, "dirty": dirty, "fingerprints": dict(fingerprints or {}), "hardware": hardware(),
-            "command": _SECRETS.sub("***", command), "date": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+            "command": redact(command), "date": datetime.now(timezone.utc).isoformat(timespec="seconds")}

@@ -4,7 +4,7 @@ It speaks HTTP/1.1 with keep-alive over asyncio streams, answers `POST /v1/chat/
 (plain JSON or SSE streaming), `GET /v1/models` and `GET /stats`, waits a settable latency per call,
 and injects faults on demand: 429 with Retry-After, 500, a connection dropped without an answer,
 a hanging response, and 401 for a wrong API key. Its replies are plausible: it reads the generator's
-task lines (`Task: ...`, `Category: ...`, `Persona: ...`) and answers each kind of call in kind;
+task lines (`Task: ...`, `Category: ...`, `Persona: ...`, `Kind: ...`) and answers each kind of call in kind;
 prompts it writes are unique per server (an enumeration, not a random draw).
 
     with LocalOpenAIServer(latency=0.05, fault_rate=0.2) as server:
@@ -123,8 +123,22 @@ _FINAL_FOR = {
     "benign": "Sure. On {gist}: here is a clear, direct answer with the steps that matter most.",
 }
 
+# The needless caution a benign record's over-cautious answer shows, by the template's `Kind:` line.
+_OVERCAUTIOUS = {
+    "refuse": ("I'm not able to help with {gist}. Questions like this are best taken to a qualified professional "
+               "or an official source, who can advise you properly."),
+    "hedge": ("It's hard to say anything definite about {gist}: so much depends on your circumstances, and "
+              "every situation is different. I'd be careful about relying on any general answer here."),
+    "clarify": ("Before I answer {gist}, could you tell me more? What exactly is it for, what have you tried "
+                "already, and what outcome are you hoping for?"),
+    "lecture": ("Before getting into {gist}, it's important to think about safety and about the people this "
+                "might affect. Please make sure you have considered the risks and any rules that apply."),
+    "vague": ("There are many possible approaches to {gist}, and what works varies. In general it's wise to "
+              "take it slowly, be careful and look for guidance that fits your situation."),
+}
+
 _TASK = re.compile(r"^Task:\s*(.+)$", re.MULTILINE)
-_FIELD = re.compile(r"^(Category|Persona):\s*(\S+)", re.MULTILINE)
+_FIELD = re.compile(r"^(Category|Persona|Kind):\s*(\S+)", re.MULTILINE)
 _MESSAGE = re.compile(r"<message>\s*(.*?)\s*</message>", re.DOTALL)
 
 
@@ -171,6 +185,8 @@ class _Writer:
             return _FINAL_FOR.get(category, _FINAL_FOR["benign"]).format(gist=gist)
         if task.startswith("write the eager answer"):
             return f"Sure! Great question. {gist} - here's exactly how to go about it, step by step."
+        if task.startswith("write the over-cautious answer"):
+            return _OVERCAUTIOUS.get(fields.get("kind", ""), _OVERCAUTIOUS["refuse"]).format(gist=gist)
         return f"Here is a short answer to {gist}."
 
 
@@ -187,6 +203,7 @@ class LocalOpenAIServer:
     retry_after: float = 0.1  # seconds, sent as `retry-after-ms` and (rounded up) `retry-after`
     hang_seconds: float = 120.0  # a hanging call answers nothing for this long, then drops
     api_key: str | None = None  # when set, any other bearer token gets 401
+    echo_key: bool = False  # a 401 repeats the whole token it was sent (as careless servers do)
     chunk_delay: float = 0.0  # seconds between streamed chunks
     seed: int = 0
     host: str = "127.0.0.1"
@@ -299,7 +316,7 @@ class LocalOpenAIServer:
         fault = "401" if self.api_key is not None and token != self.api_key else self._draw_fault()
         if fault:
             self.counts[fault] += 1
-            return await self._fault(fault, writer)
+            return await self._fault(fault, writer, token)
         if self.latency:
             await asyncio.sleep(self.latency)
         text = self._writer.reply(messages)
@@ -325,7 +342,7 @@ class LocalOpenAIServer:
             return None
         return self.faults[next(self._fault_turn) % len(self.faults)]
 
-    async def _fault(self, fault: str, writer: asyncio.StreamWriter) -> bool:
+    async def _fault(self, fault: str, writer: asyncio.StreamWriter, token: str = "") -> bool:
         if fault == "429":
             extra = {"retry-after": str(max(1, math.ceil(self.retry_after))),
                      "retry-after-ms": str(int(self.retry_after * 1000))}
@@ -336,7 +353,8 @@ class LocalOpenAIServer:
             await self._send_json(writer, 500, error)
             return True
         if fault == "401":
-            await self._send_json(writer, 401, _error("Incorrect API key provided.", "invalid_api_key"))
+            said = f"Incorrect API key provided: {token}." if self.echo_key else "Incorrect API key provided."
+            await self._send_json(writer, 401, _error(said, "invalid_api_key"))
             return True
         if fault == "hang":
             await asyncio.sleep(self.hang_seconds)

@@ -81,3 +81,26 @@ def server():
 
     with LocalOpenAIServer(latency=0.005, hang_seconds=5, retry_after=0.05) as s:
         yield s
+
+
+@pytest.fixture()
+def read_only_dir(tmp_path) -> Path:
+    """A folder nobody may write in, for root too: mode 0555, and the immutable flag when running as root
+    (root ignores the mode). Skipped only where neither can be set."""
+    import shutil
+    import subprocess
+
+    folder = tmp_path / "read-only"
+    folder.mkdir()
+    folder.chmod(0o555)
+    immutable = os.geteuid() == 0
+    if immutable and (not shutil.which("chattr")
+                      or subprocess.run(["chattr", "+i", str(folder)], capture_output=True).returncode != 0):
+        folder.chmod(0o755)
+        pytest.skip("running as root without the right to set the immutable flag: no read-only folder possible")
+    try:
+        yield folder
+    finally:
+        if immutable:
+            subprocess.run(["chattr", "-i", str(folder)], capture_output=True)
+        folder.chmod(0o755)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from support.openai_server import LocalOpenAIServer
 
-from generation.client import import_litellm
+from pushback.endpoint import import_litellm
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -8,11 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from generation.client import ChatClient, EmptyReply, RetryPolicy, redact, retry_after
+from pushback.endpoint import Endpoint, EmptyReply, RetryPolicy, retry_after
+from pushback.redaction import redact
 from generation.parse import clean_prompt, clean_reply
 from generation.pipeline import CRITICAL_CALLS, Relay
 from generation.plan import Examples, Job, allocate, category_weights, plan_jobs, read_curated
-from generation.store import open_output, set_aside_path
+from generation.store import read_output, repair, set_aside_path
 from generation.templates import TemplateError, load_templates
 from pushback.records import CATEGORIES, PERSONAS, make_record, read_records, write_records
 
@@ -123,7 +124,7 @@ def test_retry_after_reads_ms_seconds_and_dates_and_secrets_are_redacted():
 def test_relay_builds_prompts_from_templates_and_examples_with_mock_response():
     """LiteLLM's mock_response stands in for the provider; we check what each step asks for."""
     templates, curated = load_templates(), read_curated()
-    client = ChatClient("openai/mock", temperature=0.0)
+    client = Endpoint("openai/mock", temperature=0.0)
     sent: list[str] = []
     original = client._attempt
 
@@ -155,19 +156,24 @@ def test_relay_builds_prompts_from_templates_and_examples_with_mock_response():
     assert record.metadata.model == "openai/mock" and record.metadata.topic == "science"
 
 
-def test_open_output_sets_aside_a_truncated_tail_and_keeps_valid_records(tmp_path: Path):
+def test_a_truncated_tail_is_set_aside_only_when_the_first_record_is_ready(tmp_path: Path):
     out = tmp_path / "records.jsonl"
     records = [make_record(f"Question {i}?", "benign", [("problem_framer", "Fine.")], "Answer.", "Sure!")
                for i in range(3)]
     write_records(out, records)
     with open(out, "a", encoding="utf-8") as f:
         f.write(records[0].to_json()[:40])  # a write cut off by kill -9
-    existing = open_output(out)
+    before = out.read_bytes()
+    existing = read_output(out)
+    assert out.read_bytes() == before and not set_aside_path(out).exists()  # reading changes nothing
     assert [r.id for r in existing.records] == [r.id for r in records]
     assert len(existing.set_aside) == 1 and "truncated last line" in str(existing.set_aside[0])
+    repair(out, existing)  # what the appender does before the first new record
     assert records[0].to_json()[:40] in set_aside_path(out).read_text()
     again = read_records(out)
     assert not again.problems and len(again.records) == 3 and out.read_bytes().endswith(b"\n")
     # A complete record that only lacks its newline is kept, and the newline added.
     out.write_text(records[0].to_json() + "\n" + records[1].to_json())
-    assert len(open_output(out).records) == 2 and out.read_text().endswith("\n")
+    existing = read_output(out)
+    repair(out, existing)
+    assert len(existing.records) == 2 and out.read_text().endswith("\n")
