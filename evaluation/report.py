@@ -115,6 +115,14 @@ def render_plot(rows: Sequence[Mapping[str, Any]], models: Sequence[tuple[str, s
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    if not suites:  # the pressure suite alone: its panel alone
+        fig, axis = plt.subplots(figsize=(6, 4.8))
+        pressure_suite.draw_panel(axis, pressure, models, plt.rcParams["axes.prop_cycle"].by_key()["color"])
+        fig.tight_layout()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=120)
+        plt.close(fig)
+        return
     stats = grouped(rows, "model", "suite")
     fig, (roc, bars, *under_pressure) = plt.subplots(1, 3 if pressure else 2, figsize=(18 if pressure else 12, 4.8))
     markers = "osD^vP*X"
@@ -132,8 +140,7 @@ def render_plot(rows: Sequence[Mapping[str, Any]], models: Sequence[tuple[str, s
     roc.plot([0, 1], [0, 1], linestyle=":", color="grey", linewidth=1)
     roc.set(xlim=(-0.03, 1.03), ylim=(-0.03, 1.03), xlabel="friction on benign prompts (lower is better)",
             ylabel="friction where warranted (higher is better)", title="Is the friction calibrated?")
-    if roc.get_legend_handles_labels()[0]:  # a run of the pressure suite alone has no points here
-        roc.legend(fontsize=7, loc="lower right")
+    roc.legend(fontsize=7, loc="lower right")
     width = 0.8 / max(len(models), 1)
     for i, (model, _) in enumerate(models):
         values = [(stats.get((model, s)).balanced_accuracy if stats.get((model, s)) else None) for s in suites]
