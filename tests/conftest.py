@@ -37,7 +37,7 @@ def tiny_texts() -> list[str]:
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory, tiny_texts) -> Path:
     """A randomly initialised two-layer Qwen2 with a BPE tokenizer trained on the curated set."""
-    from training.scratch import new_model, save_pretrained, train_tokenizer
+    from training.from_scratch import new_model, save_pretrained, train_tokenizer
 
     out = tmp_path_factory.mktemp("tiny-qwen2")
     tokenizer = train_tokenizer(tiny_texts, vocab_size=1024)

@@ -15,6 +15,11 @@ from pushback.records import load_records
 from pushback.thinking import CLOSE_TAG, OPEN_TAG
 
 STEPS, RESUMED_STEPS = 30, 36
+# A DeepSeek-R1-style template: opens <think> in the generation prompt, drops think blocks from assistant turns.
+R1_LIKE_TEMPLATE = (
+    "{% for m in messages %}{% if m['role'] == 'user' %}<|im_start|>{{ m['content'] }}"
+    "{% elif m['role'] == 'assistant' %}<|im_end|>{{ m['content'].split('</think>')[-1] }}{% endif %}{% endfor %}"
+    "{% if add_generation_prompt %}<|im_end|><think>\n{% endif %}")
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -36,9 +41,9 @@ def records():
 # The shipped CPU recipe, cut down: QLoRA on the pocket baseline (a base that already knows the words;
 # LoRA on a randomly initialised model barely moves its loss, its frozen norms and embeddings cap it).
 SETS = ["data.limit=24", "data.eval_limit=8", "training.per_device_train_batch_size=2",
-        "training.gradient_accumulation_steps=1", "training.learning_rate=5e-3", "training.warmup_ratio=0",
+        "training.gradient_accumulation_steps=1", "training.learning_rate=5e-3", "training.warmup_steps=0",
         "training.logging_steps=1", "training.eval_steps=15", "training.save_steps=15",
-        "training.early_stopping_patience=null"]
+        "run.early_stopping_patience=null"]
 
 
 def overrides(steps: int) -> list[str]:
@@ -73,7 +78,7 @@ def test_output_holds_adapter_tokenizer_template_recipe_metrics_example(run_dir,
     from training.recipe import load_recipe
 
     resolved = load_recipe(run_dir / "recipe.yaml")  # the saved recipe parses strictly, as written
-    assert resolved.training.max_steps == STEPS and resolved.training.output_dir == str(run_dir)
+    assert resolved.training["max_steps"] == STEPS and resolved.output_dir == str(run_dir)
     assert resolved.data.limit == 24 and resolved.model.base == "pocket:baseline"
     assert first_metrics["global_step"] == STEPS
     assert first_metrics["records"] == {"train": 24, "eval": 8, "dropped_too_long": 0}
@@ -109,17 +114,32 @@ def test_native_template_that_opens_think_keeps_the_monologue(records, pocket_ca
     rendered assistant turns: the prompt-completion rows must still carry the whole monologue."""
     from transformers import AutoTokenizer
 
-    from training.sft import chat_rows
+    from training.data import chat_rows
 
     tokenizer = AutoTokenizer.from_pretrained(pocket_cache / "pocket" / "baseline")
-    tokenizer.chat_template = (
-        "{% for m in messages %}{% if m['role'] == 'user' %}<|im_start|>{{ m['content'] }}"
-        "{% elif m['role'] == 'assistant' %}<|im_end|>{{ m['content'].split('</think>')[-1] }}{% endif %}{% endfor %}"
-        "{% if add_generation_prompt %}<|im_end|><think>\n{% endif %}")
+    tokenizer.chat_template = R1_LIKE_TEMPLATE
     row = chat_rows(records[:1], tokenizer, mode="native")[0]
     assert row["prompt"].endswith(f"{OPEN_TAG}\n")
     assert row["completion"].startswith(records[0].monologue)
     assert f"{CLOSE_TAG}\n\n{records[0].final_answer}" in row["completion"]
+
+
+def sft_trainer(recipe, records, eval_records=(), checkpoints=None):
+    """The pipeline's steps 2-4 for `recipe` on these records: rows, model, TRL trainer (nothing trained)."""
+    from pushback.specs import parse_spec
+    from training.data import rows_for
+    from training.layout import choose_layout
+    from training.train import build_trainer, load_model, load_tokenizer, resolve_base
+
+    base = resolve_base(parse_spec(recipe.model.base))
+    layout = choose_layout(recipe, cuda=False)
+    tokenizer = load_tokenizer(base, recipe)
+    render = dict(mode=recipe.model.chat_template, system=recipe.data.system, max_length=recipe.data.max_length)
+    train, held = rows_for(recipe.method, records, tokenizer, **render), rows_for(recipe.method, eval_records,
+                                                                                tokenizer, **render)
+    model, peft_config = load_model(base, recipe, layout)
+    return build_trainer(recipe, layout, model, tokenizer, train, held, peft_config, checkpoints=checkpoints,
+                         quiet=True), tokenizer, model
 
 
 def test_labels_are_exactly_the_assistant_spans_and_base_layers_are_4bit(records, recipe_path, tmp_path):
@@ -127,16 +147,9 @@ def test_labels_are_exactly_the_assistant_spans_and_base_layers_are_4bit(records
     import torch
 
     from training.recipe import load_recipe
-    from training.sft import build_trainer, chat_rows
-    from training.qlora import load_base, lora_config, settings_for
 
-    from training.qlora import resolve_base
-
-    recipe = load_recipe(recipe_path, SETS)  # two sequences per pass: a padding-free batch
-    model, tokenizer = load_base(resolve_base(recipe.model.base), recipe)
-    rows = chat_rows(records[:6], tokenizer)
-    trainer = build_trainer(model, tokenizer, rows, [], settings_for(recipe, tmp_path, quiet=True),
-                            peft_config=lora_config(recipe, tokenizer))
+    recipe = load_recipe(recipe_path, SETS)  # two sequences per pass: a padding-free batch on CPU
+    trainer, tokenizer, model = sft_trainer(recipe, records[:6], checkpoints=tmp_path)
     for record, row in zip(records[:6], trainer.train_dataset):
         trained = [t for t, label in zip(row["input_ids"], row["labels"]) if label != -100]
         assert tokenizer.decode(trained) == assistant_text(record) + "<|im_end|>"
@@ -159,17 +172,14 @@ def test_eval_split_early_stopping_and_cosine_schedule_are_wired(records, recipe
     from transformers import EarlyStoppingCallback
 
     from training.recipe import load_recipe
-    from training.sft import build_trainer, chat_rows
-    from training.qlora import load_base, lora_config, resolve_base, settings_for
 
     recipe = load_recipe(recipe_path, ["training.eval_steps=2", "training.save_steps=2"])
-    model, tokenizer = load_base(resolve_base(recipe.model.base), recipe)
-    trainer = build_trainer(model, tokenizer, chat_rows(records[:4], tokenizer), chat_rows(records[4:6], tokenizer),
-                            settings_for(recipe, tmp_path, quiet=True), peft_config=lora_config(recipe, tokenizer))
+    trainer, _, _ = sft_trainer(recipe, records[:4], records[4:6], checkpoints=tmp_path)
     assert trainer.args.lr_scheduler_type == "cosine" and trainer.args.eval_strategy == "steps"
     assert trainer.args.load_best_model_at_end and trainer.args.metric_for_best_model == "eval_loss"
     assert any(isinstance(c, EarlyStoppingCallback) for c in trainer.callback_handler.callbacks)
     assert len(trainer.eval_dataset) == 2
+    assert trainer.args.use_cpu and not trainer.args.bf16  # the pocket recipe stays on the CPU, in fp32
 
 
 def test_resume_continues_from_the_last_checkpoint(run_dir, first_metrics, recipe_path, capsys):
