@@ -57,6 +57,15 @@ def pocket_cache(tmp_path_factory) -> Path:
     return cache
 
 
+@pytest.fixture(scope="session")
+def r1_like_template() -> str:
+    """A DeepSeek-R1-style chat template: opens <think> in the generation prompt and drops think blocks from
+    rendered assistant turns (what `chat_template: native` must cope with)."""
+    return ("{% for m in messages %}{% if m['role'] == 'user' %}<|im_start|>{{ m['content'] }}"
+            "{% elif m['role'] == 'assistant' %}<|im_end|>{{ m['content'].split('</think>')[-1] }}{% endif %}"
+            "{% endfor %}{% if add_generation_prompt %}<|im_end|><think>\n{% endif %}")
+
+
 @pytest.fixture(scope="module")
 def scripted():
     """The scripted OpenAI-compatible model (support/scripted.py) on loopback, for one test module."""

@@ -15,11 +15,6 @@ from pushback.records import load_records
 from pushback.thinking import CLOSE_TAG, OPEN_TAG
 
 STEPS, RESUMED_STEPS = 30, 36
-# A DeepSeek-R1-style template: opens <think> in the generation prompt, drops think blocks from assistant turns.
-R1_LIKE_TEMPLATE = (
-    "{% for m in messages %}{% if m['role'] == 'user' %}<|im_start|>{{ m['content'] }}"
-    "{% elif m['role'] == 'assistant' %}<|im_end|>{{ m['content'].split('</think>')[-1] }}{% endif %}{% endfor %}"
-    "{% if add_generation_prompt %}<|im_end|><think>\n{% endif %}")
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -109,7 +104,7 @@ def test_rendered_training_text_keeps_the_think_block(run_dir, records):
     assert f"{OPEN_TAG}\n{records[0].monologue}\n{CLOSE_TAG}\n\n{records[0].final_answer}" in text
 
 
-def test_native_template_that_opens_think_keeps_the_monologue(records, pocket_cache):
+def test_native_template_that_opens_think_keeps_the_monologue(records, pocket_cache, r1_like_template):
     """A DeepSeek-R1-style template opens <think> in the generation prompt and drops think blocks from
     rendered assistant turns: the prompt-completion rows must still carry the whole monologue."""
     from transformers import AutoTokenizer
@@ -117,7 +112,7 @@ def test_native_template_that_opens_think_keeps_the_monologue(records, pocket_ca
     from training.data import chat_rows
 
     tokenizer = AutoTokenizer.from_pretrained(pocket_cache / "pocket" / "baseline")
-    tokenizer.chat_template = R1_LIKE_TEMPLATE
+    tokenizer.chat_template = r1_like_template
     row = chat_rows(records[:1], tokenizer, mode="native")[0]
     assert row["prompt"].endswith(f"{OPEN_TAG}\n")
     assert row["completion"].startswith(records[0].monologue)
@@ -252,3 +247,57 @@ def test_ollama_export_writes_a_modelfile_and_refuses_adapters(merged_dir, run_d
     assert cli(["export", "ollama", "--model", str(run_dir), "--out", str(tmp_path / "x")]) == 1
     err = capsys.readouterr().err
     assert "LoRA adapter" in err and "pushback merge" in err and "Qwen" in err
+
+
+def test_a_run_that_fails_leaves_no_output_that_looks_complete(recipe_path, tmp_path, monkeypatch):
+    """Everything but the checkpoints is written to a stage beside the output and moved in only at the end: a run
+    that fails on the way (here while writing its metrics) leaves no adapter, card or metrics behind."""
+    import training.train as pipeline
+    from training.recipe import load_recipe
+
+    def broken(*args, **kwargs):
+        raise OSError("disk full (simulated)")
+
+    monkeypatch.setattr(pipeline, "metrics_for", broken)
+    out = tmp_path / "adapter"
+    recipe = load_recipe(recipe_path, [*SETS, "training.max_steps=2", "training.save_strategy=no",
+                                       "training.eval_strategy=no", "training.load_best_model_at_end=false"])
+    with pytest.raises(OSError, match="disk full"):
+        pipeline.run_training(recipe, out, quiet=True, log=lambda _: None)
+    left = {p.name for p in out.iterdir()} if out.exists() else set()
+    assert not left & {"adapter_model.safetensors", "adapter_config.json", "README.md", "metrics.json", "recipe.yaml"}
+    assert not list(tmp_path.glob(".*staging*"))
+
+
+def test_the_run_says_its_layout_first(recipe_path, tmp_path):
+    from training.recipe import load_recipe
+    from training.train import run_training
+
+    lines: list[str] = []
+    recipe = load_recipe(recipe_path, [*SETS, "training.max_steps=1", "training.save_strategy=no",
+                                       "training.eval_strategy=no", "training.load_best_model_at_end=false"])
+    result = run_training(recipe, tmp_path / "adapter", quiet=True, log=lines.append)
+    assert lines[0].startswith("batch layout: padding_free on CPU -- ") and "padding-free measured" in lines[0]
+    assert lines[1].startswith("liger kernels: off")
+    assert result.metrics["layout"]["batch_layout"] == "padding_free"
+
+
+def test_merge_refuses_an_output_in_the_adapter_before_writing(run_dir, capsys):
+    before = sorted(p.name for p in run_dir.iterdir())
+    for out in (run_dir, run_dir / "merged"):
+        assert cli(["merge", "--adapter", str(run_dir), "--out", str(out)]) == 1
+        err = capsys.readouterr().err
+        assert "choose a folder outside it" in err and "\n" not in err.strip()
+    assert sorted(p.name for p in run_dir.iterdir()) == before
+
+
+def test_one_line_errors_for_outputs_in_the_way(tmp_path, merged_dir, capsys):
+    in_the_way = tmp_path / "a-file"
+    in_the_way.write_text("keep me")
+    assert cli(["pocket", "--tiny", "--out", str(in_the_way)]) == 1
+    assert cli(["export", "ollama", "--model", str(merged_dir), "--out", str(in_the_way / "ollama")]) == 1
+    assert cli(["merge", "--adapter", str(merged_dir), "--out", str(in_the_way)]) == 1
+    errors = capsys.readouterr().err.strip().splitlines()
+    assert len(errors) == 3 and all(line.startswith("error: ") for line in errors), errors
+    assert "a file is in the way" in errors[0] and "cannot write there" in errors[1]
+    assert in_the_way.read_text() == "keep me"

@@ -498,7 +498,7 @@ def _apply_override(data: dict[str, Any], assignment: str) -> None:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError as e:
         problem = str(getattr(e, "problem", "") or "").strip() or type(e).__name__
-        raise RecipeError(f"--set {key}={shown(raw)}: not a valid value ({problem}); quote text, "
+        raise RecipeError(f"--set {key}={raw[:120]}: not a valid value ({problem}); quote text, "
                           f"e.g. --set '{key}=\"...\"'") from None
     if key in _TOP_SCALARS:
         data[key] = value
