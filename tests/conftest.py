@@ -57,6 +57,15 @@ def pocket_cache(tmp_path_factory) -> Path:
     return cache
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny models train faster on one thread (and far faster on a busy 2-core machine); put it back after."""
+    from training.train import cpu_threads
+
+    with cpu_threads(1):
+        yield
+
+
 @pytest.fixture(scope="session")
 def r1_like_template() -> str:
     """A DeepSeek-R1-style chat template: opens <think> in the generation prompt and drops think blocks from

@@ -21,15 +21,7 @@ SMALL = ["data.limit=8", "data.eval_limit=4", "training.max_steps=4", "training.
 def sets(*items: str) -> list[str]:
     return [arg for item in items for arg in ("--set", item)]
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
@@ -238,3 +230,18 @@ def test_pocket_orpo_trains_and_counts_its_tokens(pocket_cache, tmp_path):
     assert metrics["method"] == "orpo" and metrics["train_tokens"] > 0
     assert "rewards/margins" in metrics["preference"]["rewards"]["train_last"]
     assert "ORPO (beta=0.1)" in (out / "README.md").read_text()
+
+
+@pytest.mark.parametrize("name", ["pocket-dpo", "pocket-orpo"])
+def test_length_grouped_pairs_are_batched_by_our_token_lengths(name, records, pocket_cache, tmp_path):
+    """On CUDA preference pairs are batched by length; the sampler reads the rows' `length` column."""
+    from transformers.trainer_pt_utils import LengthGroupedSampler
+
+    trainer, _, rows = preference_trainer(name, records, pocket_cache, tmp_path, "run.batch_layout=group_by_length",
+                                          "training.per_device_train_batch_size=2")
+    loader = trainer.get_train_dataloader()
+    sampler = loader.batch_sampler.sampler
+    assert isinstance(sampler, LengthGroupedSampler)
+    assert list(sampler.lengths) == [row["length"] for row in rows.rows]
+    batch = next(iter(loader))
+    assert "length" not in batch or name == "pocket-orpo"  # DPO's collator leaves it out; ORPO's ignores it

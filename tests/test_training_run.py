@@ -16,16 +16,7 @@ from pushback.thinking import CLOSE_TAG, OPEN_TAG
 
 STEPS, RESUMED_STEPS = 30, 36
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """A model this small trains faster on one thread (and far faster on a busy 2-core machine)."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -242,6 +242,11 @@ def build_trainer(recipe: Recipe, layout: Layout, model: Any, tokenizer: Any, tr
 
             trainer = ORPOTrainer(model=model, **common)
             trainer.data_collator = _count_orpo_tokens(trainer.data_collator)
+    if config.train_sampling_strategy == "group_by_length" and config.remove_unused_columns:
+        # The sampler sees the dataset after unused columns are dropped; keep our token lengths for it (DPO's
+        # tokenized pairs have no input_ids column it could measure instead). The collators ignore the column.
+        trainer._set_signature_columns_if_needed()
+        trainer._signature_columns = [*trainer._signature_columns, config.length_column_name]
     if quiet:
         _bar_only(trainer, config.disable_tqdm)
     if layout.device == "cpu":
