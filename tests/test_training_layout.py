@@ -64,7 +64,7 @@ def test_each_layout_sets_trl_fields() -> None:
     assert config("pad_to_max")["pad_to_multiple_of"] == 2048
     assert config("padding_free")["padding_free"] is True and config("padding_free")["max_length"] is None
     assert config("padding_free", batch=1)["padding_free"] is False  # one row per pass: nothing to pack
-    assert config("pad_to_longest", "orpo")["max_length"] == 2048  # ORPO needs one; every row fits it
+    assert config("pad_to_longest", "orpo")["max_length"] == 2050  # ORPO needs one; every row fits it
     assert "padding_free" not in config("group_by_length", "dpo")
 
 

@@ -54,8 +54,8 @@ class Layout:
             kwargs["max_length"] = None  # rows were length-checked: nothing is cut (a cut think block never closes)
         elif method == "dpo":
             kwargs["max_length"] = None
-        else:  # ORPO needs a length; every row already fits it
-            kwargs["max_length"] = max_length
+        else:  # ORPO needs a length: every row fits it, with room for the BOS / EOS its tokenizer step may add
+            kwargs["max_length"] = max_length + 2
         if self.name == "pad_to_max" and method != "orpo":
             kwargs["pad_to_multiple_of"] = max_length
         return kwargs
