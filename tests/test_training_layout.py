@@ -74,7 +74,7 @@ def test_small_models_stay_on_the_cpu_where_a_gpu_is_visible(monkeypatch) -> Non
     import torch
 
     from pushback import backends
-    from training.pocket import _baseline_recipe, PLANS, on_cpu
+    from training.pocket import PLANS, _baseline_recipe, on_cpu
     from training.train import trl_config
 
     for chosen in (recipe("pocket"), recipe("pocket-dpo"), _baseline_recipe("baseline", PLANS["tiny"], 0, 1, 4)):
@@ -98,9 +98,9 @@ def test_the_micro_batch_probe_trains_the_longest_rows_and_stops_at_the_memory_i
     replaced by one that grows with the batch, as it does on a GPU."""
     import torch
 
+    from pushback.specs import parse_spec
     from training.data import Rows
     from training.train import build_trainer, fit_micro_batch, load_model, load_tokenizer, resolve_base
-    from pushback.specs import parse_spec
 
     chosen = recipe("pocket", "training.per_device_train_batch_size=2", "training.gradient_accumulation_steps=4",
                     "training.eval_strategy=no", "training.load_best_model_at_end=false",

@@ -120,7 +120,7 @@ def sft_trainer(recipe, records, eval_records=(), checkpoints=None):
     base = resolve_base(parse_spec(recipe.model.base))
     layout = choose_layout(recipe, cuda=False)
     tokenizer = load_tokenizer(base, recipe)
-    render = dict(mode=recipe.model.chat_template, system=recipe.data.system, max_length=recipe.data.max_length)
+    render = {"mode": recipe.model.chat_template, "system": recipe.data.system, "max_length": recipe.data.max_length}
     train, held = rows_for(recipe.method, records, tokenizer, **render), rows_for(recipe.method, eval_records,
                                                                                 tokenizer, **render)
     model, peft_config = load_model(base, recipe, layout)

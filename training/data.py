@@ -24,8 +24,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pushback.chat import (CHAT_TEMPLATE, END_OF_TURN, TemplateMode, completion_after, preference_pair,
-                           prompt_completion, record_to_messages, system_prompt)
+from pushback.chat import (
+    CHAT_TEMPLATE,
+    END_OF_TURN,
+    TemplateMode,
+    completion_after,
+    preference_pair,
+    prompt_completion,
+    record_to_messages,
+    system_prompt,
+)
 from pushback.paths import REPO_ROOT
 from pushback.records import Record, load_records
 from pushback.splits import split_records

@@ -14,8 +14,8 @@ Measured (training/README.md, bench/training.py, bench/gpu_qlora.py), and what f
 from __future__ import annotations
 
 import importlib.util
-from dataclasses import dataclass
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from training.recipe import Recipe

@@ -30,10 +30,10 @@ from typing import Any
 
 from pushback.backends import DEVICE_VARIABLE
 from pushback.chat import assistant_text
+from pushback.files import write_atomic
 from pushback.paths import curated_files
 from pushback.pocket import MANIFEST, is_built, pocket_dir
 from pushback.records import Record, load_records
-from pushback.files import write_atomic
 from pushback.splits import split_records
 
 BUILD_VERSION = 3  # bump when the recipe below changes, so cached pairs are rebuilt

@@ -37,9 +37,9 @@ from training.recipe import Recipe, RecipeError, config_class, load_recipe
 
 CHECKPOINTS = "checkpoints"
 # Fields every run sets the same way (a recipe may still set them); the layout's fields come after the recipe's.
-RUN_DEFAULTS: dict[str, Any] = dict(logging_first_step=True, report_to="none", dataloader_num_workers=0,
-                                    include_num_input_tokens_seen="non_padding",  # real tokens, for tokens/s
-                                    save_only_model=False)
+RUN_DEFAULTS: dict[str, Any] = {"logging_first_step": True, "report_to": "none", "dataloader_num_workers": 0,
+                                 "include_num_input_tokens_seen": "non_padding",  # real tokens, for tokens/s
+                                 "save_only_model": False}
 
 
 @contextmanager
@@ -147,7 +147,7 @@ def load_model(base: str, recipe: Recipe, layout: Layout) -> tuple[Any, Any]:
             # FSDP shards parameters of one dtype: store the 4-bit weights in the compute dtype
             bnb_4bit_quant_storage=dtype if fsdp else torch.uint8)
     # One process per GPU under accelerate launch (LOCAL_RANK); FSDP places the shards itself.
-    device_map = None if fsdp else {"": int(os.environ.get("LOCAL_RANK", 0)) if cuda else "cpu"}
+    device_map = None if fsdp else {"": int(os.environ.get("LOCAL_RANK", "0")) if cuda else "cpu"}
     model = AutoModelForCausalLM.from_pretrained(base, device_map=device_map,
                                                  attn_implementation=recipe.model.attn_implementation, **kwargs)
     model.config.use_cache = False  # padding-free attention is correct only without a KV cache
@@ -394,7 +394,7 @@ REWARD_KEYS = ("rewards/chosen", "rewards/rejected", "rewards/margins", "rewards
 def _rewards(fit_result: Fit) -> dict[str, Any]:
     """The preference figures: first and last logged training values, and the final evaluation."""
     logged = [e for e in fit_result.log_history if "rewards/margins" in e]
-    pick = lambda entry: {k: round(entry[k], 4) for k in REWARD_KEYS if k in entry}  # noqa: E731
+    pick = lambda entry: {k: round(entry[k], 4) for k in REWARD_KEYS if k in entry}
     evals = {k: round(fit_result.eval_metrics[f"eval_{k}"], 4) for k in REWARD_KEYS
              if f"eval_{k}" in fit_result.eval_metrics}
     return {"train_first": pick(logged[0]) if logged else {}, "train_last": pick(logged[-1]) if logged else {},
@@ -516,7 +516,7 @@ def run_training(recipe: Recipe, output: str | Path | None = None, *, resume: bo
     split = limited(split or load_split(recipe.data.source, test_size=recipe.data.test_size,
                                         seed=recipe.data.split_seed), recipe)
     tokenizer = load_tokenizer(base, recipe)
-    render = dict(mode=recipe.model.chat_template, system=recipe.data.system, max_length=recipe.data.max_length)
+    render = {"mode": recipe.model.chat_template, "system": recipe.data.system, "max_length": recipe.data.max_length}
     train, held_out = rows_for(recipe.method, split.train, tokenizer, **render), \
         rows_for(recipe.method, split.eval, tokenizer, **render)
     if train.too_long and not quiet:
