@@ -290,34 +290,34 @@ def _expected(cls: type, key: str) -> str:
 
 
 def _positive(v: Any) -> bool:
-    return v is None or v > 0
+    return v > 0
 
 
-# (key, test, what it must be); None means "not set" and passes unless the test says otherwise.
+# (key, test, what it must be); a value of None (where the field allows it) means "not set" and passes.
 RANGES = (
     ("data.test_size", lambda v: 0 < v < 1, "between 0 and 1"),
-    ("data.max_length", lambda v: v > 0, "positive"),
+    ("data.max_length", _positive, "positive"),
     ("data.limit", _positive, "positive"),
-    ("data.eval_limit", lambda v: v is None or v >= 0, "zero or more"),
-    ("lora.r", lambda v: v > 0, "positive"),
-    ("lora.alpha", lambda v: v > 0, "positive"),
+    ("data.eval_limit", lambda v: v >= 0, "zero or more"),
+    ("lora.r", _positive, "positive"),
+    ("lora.alpha", _positive, "positive"),
     ("lora.dropout", lambda v: 0 <= v < 1, "at least 0 and below 1"),
     ("run.early_stopping_patience", _positive, "a positive number of evaluations"),
     ("run.threads", _positive, "positive"),
-    ("training.num_train_epochs", lambda v: v > 0, "positive"),
+    ("training.num_train_epochs", _positive, "positive"),
     ("training.max_steps", lambda v: v == -1 or v > 0, "positive, or -1 to train for num_train_epochs"),
-    ("training.learning_rate", lambda v: v > 0, "positive"),
+    ("training.learning_rate", _positive, "positive"),
     ("training.warmup_steps", lambda v: v >= 0, "zero or more (below 1: a share of the steps)"),
     ("training.weight_decay", lambda v: v >= 0, "zero or more"),
-    ("training.max_grad_norm", lambda v: v is None or v >= 0, "zero or more"),
-    ("training.per_device_train_batch_size", lambda v: v > 0, "positive"),
-    ("training.per_device_eval_batch_size", lambda v: v > 0, "positive"),
-    ("training.gradient_accumulation_steps", lambda v: v > 0, "positive"),
-    ("training.logging_steps", lambda v: v > 0, "positive"),
+    ("training.max_grad_norm", lambda v: v >= 0, "zero or more"),
+    ("training.per_device_train_batch_size", _positive, "positive"),
+    ("training.per_device_eval_batch_size", _positive, "positive"),
+    ("training.gradient_accumulation_steps", _positive, "positive"),
+    ("training.logging_steps", _positive, "positive"),
     ("training.eval_steps", _positive, "positive"),
     ("training.save_steps", _positive, "positive"),
     ("training.save_total_limit", _positive, "positive"),
-    ("training.beta", lambda v: v > 0, "positive"),
+    ("training.beta", _positive, "positive"),
 )
 
 
@@ -330,7 +330,7 @@ def _check_ranges(recipe: Recipe, where: str, lines: dict[str, int]) -> None:
             value = recipe.training[name]
         else:
             value = getattr(getattr(recipe, section), name)
-        if isinstance(value, (int, float)) and not ok(value) or value is None and not ok(None):
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and not ok(value):  # None: not set
             at = f"{where}:{lines[key]}" if key in lines else where
             raise RecipeError(f"{at}: {key} must be {meaning}, got {shown(value)}")
     if recipe.run.early_stopping_patience and not recipe.training.get("load_best_model_at_end"):
