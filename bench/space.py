@@ -69,7 +69,7 @@ def scratch_pair(work: Path, name: str, **shape: int) -> tuple[str, str]:
     each always writing exactly max_new_tokens tokens."""
     from pushback.paths import curated_files
     from pushback.records import read_records
-    from training.scratch import new_model, save_pretrained, train_tokenizer
+    from training.from_scratch import new_model, save_pretrained, train_tokenizer
 
     texts = [t for path in curated_files() for r in read_records(path).records
              for t in (r.user_input, r.monologue, r.final_answer, r.baseline_answer)]

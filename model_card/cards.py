@@ -217,7 +217,46 @@ def _run_figures(metrics: dict[str, Any]) -> list[tuple[str, str]]:
         ("training time (s)", metrics.get("train_seconds")),
         ("library versions", ", ".join(f"{k} {v}" for k, v in (metrics.get("versions") or {}).items()) or None),
     ]
+    preference = metrics.get("preference") or {}
+    if preference:
+        pairs = preference.get("pairs") or {}
+        rewards = preference.get("rewards") or {}
+        final = rewards.get("eval") or rewards.get("train_last") or {}
+        rows += [
+            ("preference pairs (friction / benign)",
+             f"{pairs.get('train')} ({pairs.get('friction')} / {pairs.get('benign')})" if pairs else None),
+            ("beta", preference.get("beta")),
+            ("reward margin (chosen - rejected)" + (", held-out pairs" if rewards.get("eval") else ", last logged"),
+             final.get("rewards/margins")),
+            ("reward accuracy (chosen preferred)", final.get("rewards/accuracies")),
+        ]
     return [(k, str(v)) for k, v in rows if v not in (None, "")]
+
+
+TRAINERS = {"sft": "TRL SFTTrainer", "dpo": "TRL DPOTrainer", "orpo": "TRL ORPOTrainer (trl.experimental)"}
+
+
+def method_display(recipe: dict[str, Any], metrics: dict[str, Any]) -> str:
+    """How the weights were trained, in one line: the method, its beta and pairs, and the QLoRA setup."""
+    method = recipe.get("method") or "sft"
+    quantization = (recipe.get("model") or {}).get("quantization", "nf4")
+    lora = (f"LoRA r={(recipe.get('lora') or {}).get('r')} on all linear layers of a "
+            f"{'4-bit NF4' if quantization == 'nf4' else 'full-precision'} base")
+    if method == "sft":
+        text = f"QLoRA SFT: {lora}, {TRAINERS['sft']}, assistant-only loss"
+    else:
+        preference = metrics.get("preference") or {}
+        pairs = preference.get("pairs") or {}
+        text = (f"{method.upper()} (beta={preference.get('beta')}) on {pairs.get('train')} preference pairs "
+                f"({pairs.get('friction')} friction: the friction reply over the eager one; {pairs.get('benign')} "
+                f"benign: plain help over the over-cautious reply), {TRAINERS[method]}, loss on the replies only; {lora}")
+        start = (recipe.get("model") or {}).get("adapter")
+        if method == "dpo":
+            text += ("; reference: the starting SFT adapter, frozen" if start
+                     else "; reference: the base with the adapter switched off")
+        if start:
+            text += f"; continues the adapter `{start}`"
+    return text
 
 
 def _usage(kind: CardKind, repo_id: str, base: str, merged_repo: str | None) -> str:
@@ -271,7 +310,7 @@ def build_card(model_dir: str | Path, *, kind: CardKind, repo_id: str, dataset_r
     evaluation = evaluation or EvalEntries()
     base = run.base_model
     on_hub = is_hub_id(base)
-    tags = ["push-back-ai", "friction", "reasoning", "think", "sft", "trl", "qlora"]
+    tags = ["push-back-ai", "friction", "reasoning", "think", run.recipe.get("method") or "sft", "trl", "qlora"]
     tags += ["lora", "peft"] if kind == "adapter" else ["merged-lora"]
     extra: dict[str, Any] = {}
     if on_hub:
@@ -292,9 +331,7 @@ def build_card(model_dir: str | Path, *, kind: CardKind, repo_id: str, dataset_r
     recipe_model = (run.recipe.get("model") or {}).get("base", base)
     base_display = f"[{base}](https://huggingface.co/{base})" if on_hub else \
         f"`{recipe_model}` (built locally by `pushback pocket`; not on the Hub)"
-    quantization = (run.recipe.get("model") or {}).get("quantization", "nf4")
-    method = (f"QLoRA: LoRA r={run.recipe.get('lora', {}).get('r')} on all linear layers of a "
-              f"{'4-bit NF4' if quantization == 'nf4' else 'full-precision'} base, TRL SFTTrainer, assistant-only loss")
+    method = method_display(run.recipe, run.metrics)
     trained_in_full = run.recipe.get("lora", {}).get("modules_to_save") or []
     if trained_in_full:
         method += f"; {', '.join(trained_in_full)} trained in full next to the adapter"
@@ -323,7 +360,8 @@ def build_card(model_dir: str | Path, *, kind: CardKind, repo_id: str, dataset_r
         hardware=run.metrics.get("hardware", "not recorded"),
         usage=_usage(kind, repo_id, base, merged_repo),
         hyperparameters=[(k, v) for k, v in _flatten("", {k: v for k, v in run.recipe.items()
-                                                             if k in ("model", "data", "lora", "training")})
+                                                             if k in ("method", "model", "data", "lora", "run",
+                                                                      "training")})
                          if k != "training.output_dir"],  # a local path, meaningless to readers
         run_figures=_run_figures(run.metrics),
         example=example[:4000],

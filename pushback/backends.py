@@ -116,9 +116,14 @@ class Backend:
 # --- local weights (Hub id, directory, base+adapter, pocket) --------------------------------------
 
 
+DEVICE_VARIABLE = "PUSHBACK_DEVICE"  # `cpu` keeps local weights on the CPU even where a GPU is visible
+
+
 def _device() -> str:
     import torch
 
+    if os.environ.get(DEVICE_VARIABLE) == "cpu":
+        return "cpu"
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 

@@ -166,8 +166,13 @@ def prompt_completion(tokenizer: Any, record: Record, *, system: str | None = SY
     """
     messages = record_to_messages(record, system=system, friction=friction)
     prompt = tokenizer.apply_chat_template(messages[:-1], tokenize=False, add_generation_prompt=True)
-    completion = messages[-1]["content"]
-    if friction and opens_think(prompt):
-        completion = completion.removeprefix(OPEN_TAG).lstrip("\n")
-        completion = "\n" + completion if not prompt.endswith("\n") else completion
-    return {"prompt": prompt, "completion": completion + (tokenizer.eos_token or "")}
+    return {"prompt": prompt, "completion": completion_after(prompt, messages[-1]["content"], tokenizer.eos_token)}
+
+
+def completion_after(prompt: str, reply: str, eos: str | None) -> str:
+    """`reply` as the completion of a rendered `prompt`, ending the turn with `eos`. Where the template already
+    opened the think block (DeepSeek-R1 distill), the reply's own opening tag is left out."""
+    if reply.startswith(OPEN_TAG) and opens_think(prompt):
+        reply = reply.removeprefix(OPEN_TAG).lstrip("\n")
+        reply = "\n" + reply if not prompt.endswith("\n") else reply
+    return reply + (eos or "")

@@ -37,7 +37,7 @@ def tiny_texts() -> list[str]:
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory, tiny_texts) -> Path:
     """A randomly initialised two-layer Qwen2 with a BPE tokenizer trained on the curated set."""
-    from training.scratch import new_model, save_pretrained, train_tokenizer
+    from training.from_scratch import new_model, save_pretrained, train_tokenizer
 
     out = tmp_path_factory.mktemp("tiny-qwen2")
     tokenizer = train_tokenizer(tiny_texts, vocab_size=1024)
@@ -55,6 +55,24 @@ def pocket_cache(tmp_path_factory) -> Path:
     os.environ["PUSHBACK_CACHE"] = str(cache)
     build_pocket(cache / "pocket", tiny=True, seed=0)
     return cache
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny models train faster on one thread (and far faster on a busy 2-core machine); put it back after."""
+    from training.train import cpu_threads
+
+    with cpu_threads(1):
+        yield
+
+
+@pytest.fixture(scope="session")
+def r1_like_template() -> str:
+    """A DeepSeek-R1-style chat template: opens <think> in the generation prompt and drops think blocks from
+    rendered assistant turns (what `chat_template: native` must cope with)."""
+    return ("{% for m in messages %}{% if m['role'] == 'user' %}<|im_start|>{{ m['content'] }}"
+            "{% elif m['role'] == 'assistant' %}<|im_end|>{{ m['content'].split('</think>')[-1] }}{% endif %}"
+            "{% endfor %}{% if add_generation_prompt %}<|im_end|><think>\n{% endif %}")
 
 
 @pytest.fixture(scope="module")

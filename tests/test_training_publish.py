@@ -36,11 +36,9 @@ class FakeHub:
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, pocket_cache) -> tuple[Path, Path]:
     """A few QLoRA steps on the pocket baseline, then merged: the folders publish takes."""
-    import torch
+    from training.train import cpu_threads
 
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with cpu_threads(1):
         root = tmp_path_factory.mktemp("publish-run")
         sets = ["data.limit=8", "data.eval_limit=4", "training.max_steps=4", "training.eval_steps=2",
                 "training.save_steps=2", "training.per_device_train_batch_size=2",
@@ -48,8 +46,6 @@ def trained(tmp_path_factory, pocket_cache) -> tuple[Path, Path]:
         args = ["train", "--recipe", "pocket", "--output", str(root / "adapter")]
         assert cli(args + [a for s in sets for a in ("--set", s)]) == 0
         assert cli(["merge", "--adapter", str(root / "adapter"), "--out", str(root / "merged")]) == 0
-    finally:
-        torch.set_num_threads(threads)
     return root / "adapter", root / "merged"
 
 

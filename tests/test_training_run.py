@@ -16,16 +16,7 @@ from pushback.thinking import CLOSE_TAG, OPEN_TAG
 
 STEPS, RESUMED_STEPS = 30, 36
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """A model this small trains faster on one thread (and far faster on a busy 2-core machine)."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
@@ -36,9 +27,9 @@ def records():
 # The shipped CPU recipe, cut down: QLoRA on the pocket baseline (a base that already knows the words;
 # LoRA on a randomly initialised model barely moves its loss, its frozen norms and embeddings cap it).
 SETS = ["data.limit=24", "data.eval_limit=8", "training.per_device_train_batch_size=2",
-        "training.gradient_accumulation_steps=1", "training.learning_rate=5e-3", "training.warmup_ratio=0",
+        "training.gradient_accumulation_steps=1", "training.learning_rate=5e-3", "training.warmup_steps=0",
         "training.logging_steps=1", "training.eval_steps=15", "training.save_steps=15",
-        "training.early_stopping_patience=null"]
+        "run.early_stopping_patience=null"]
 
 
 def overrides(steps: int) -> list[str]:
@@ -73,7 +64,7 @@ def test_output_holds_adapter_tokenizer_template_recipe_metrics_example(run_dir,
     from training.recipe import load_recipe
 
     resolved = load_recipe(run_dir / "recipe.yaml")  # the saved recipe parses strictly, as written
-    assert resolved.training.max_steps == STEPS and resolved.training.output_dir == str(run_dir)
+    assert resolved.training["max_steps"] == STEPS and resolved.output_dir == str(run_dir)
     assert resolved.data.limit == 24 and resolved.model.base == "pocket:baseline"
     assert first_metrics["global_step"] == STEPS
     assert first_metrics["records"] == {"train": 24, "eval": 8, "dropped_too_long": 0}
@@ -104,22 +95,37 @@ def test_rendered_training_text_keeps_the_think_block(run_dir, records):
     assert f"{OPEN_TAG}\n{records[0].monologue}\n{CLOSE_TAG}\n\n{records[0].final_answer}" in text
 
 
-def test_native_template_that_opens_think_keeps_the_monologue(records, pocket_cache):
+def test_native_template_that_opens_think_keeps_the_monologue(records, pocket_cache, r1_like_template):
     """A DeepSeek-R1-style template opens <think> in the generation prompt and drops think blocks from
     rendered assistant turns: the prompt-completion rows must still carry the whole monologue."""
     from transformers import AutoTokenizer
 
-    from training.sft import chat_rows
+    from training.data import chat_rows
 
     tokenizer = AutoTokenizer.from_pretrained(pocket_cache / "pocket" / "baseline")
-    tokenizer.chat_template = (
-        "{% for m in messages %}{% if m['role'] == 'user' %}<|im_start|>{{ m['content'] }}"
-        "{% elif m['role'] == 'assistant' %}<|im_end|>{{ m['content'].split('</think>')[-1] }}{% endif %}{% endfor %}"
-        "{% if add_generation_prompt %}<|im_end|><think>\n{% endif %}")
+    tokenizer.chat_template = r1_like_template
     row = chat_rows(records[:1], tokenizer, mode="native")[0]
     assert row["prompt"].endswith(f"{OPEN_TAG}\n")
     assert row["completion"].startswith(records[0].monologue)
     assert f"{CLOSE_TAG}\n\n{records[0].final_answer}" in row["completion"]
+
+
+def sft_trainer(recipe, records, eval_records=(), checkpoints=None):
+    """The pipeline's steps 2-4 for `recipe` on these records: rows, model, TRL trainer (nothing trained)."""
+    from pushback.specs import parse_spec
+    from training.data import rows_for
+    from training.layout import choose_layout
+    from training.train import build_trainer, load_model, load_tokenizer, resolve_base
+
+    base = resolve_base(parse_spec(recipe.model.base))
+    layout = choose_layout(recipe, cuda=False)
+    tokenizer = load_tokenizer(base, recipe)
+    render = {"mode": recipe.model.chat_template, "system": recipe.data.system, "max_length": recipe.data.max_length}
+    train, held = rows_for(recipe.method, records, tokenizer, **render), rows_for(recipe.method, eval_records,
+                                                                                tokenizer, **render)
+    model, peft_config = load_model(base, recipe, layout)
+    return build_trainer(recipe, layout, model, tokenizer, train, held, peft_config, checkpoints=checkpoints,
+                         quiet=True), tokenizer, model
 
 
 def test_labels_are_exactly_the_assistant_spans_and_base_layers_are_4bit(records, recipe_path, tmp_path):
@@ -127,16 +133,9 @@ def test_labels_are_exactly_the_assistant_spans_and_base_layers_are_4bit(records
     import torch
 
     from training.recipe import load_recipe
-    from training.sft import build_trainer, chat_rows
-    from training.qlora import load_base, lora_config, settings_for
 
-    from training.qlora import resolve_base
-
-    recipe = load_recipe(recipe_path, SETS)  # two sequences per pass: a padding-free batch
-    model, tokenizer = load_base(resolve_base(recipe.model.base), recipe)
-    rows = chat_rows(records[:6], tokenizer)
-    trainer = build_trainer(model, tokenizer, rows, [], settings_for(recipe, tmp_path, quiet=True),
-                            peft_config=lora_config(recipe, tokenizer))
+    recipe = load_recipe(recipe_path, SETS)  # two sequences per pass: a padding-free batch on CPU
+    trainer, tokenizer, model = sft_trainer(recipe, records[:6], checkpoints=tmp_path)
     for record, row in zip(records[:6], trainer.train_dataset):
         trained = [t for t, label in zip(row["input_ids"], row["labels"]) if label != -100]
         assert tokenizer.decode(trained) == assistant_text(record) + "<|im_end|>"
@@ -159,17 +158,14 @@ def test_eval_split_early_stopping_and_cosine_schedule_are_wired(records, recipe
     from transformers import EarlyStoppingCallback
 
     from training.recipe import load_recipe
-    from training.sft import build_trainer, chat_rows
-    from training.qlora import load_base, lora_config, resolve_base, settings_for
 
     recipe = load_recipe(recipe_path, ["training.eval_steps=2", "training.save_steps=2"])
-    model, tokenizer = load_base(resolve_base(recipe.model.base), recipe)
-    trainer = build_trainer(model, tokenizer, chat_rows(records[:4], tokenizer), chat_rows(records[4:6], tokenizer),
-                            settings_for(recipe, tmp_path, quiet=True), peft_config=lora_config(recipe, tokenizer))
+    trainer, _, _ = sft_trainer(recipe, records[:4], records[4:6], checkpoints=tmp_path)
     assert trainer.args.lr_scheduler_type == "cosine" and trainer.args.eval_strategy == "steps"
     assert trainer.args.load_best_model_at_end and trainer.args.metric_for_best_model == "eval_loss"
     assert any(isinstance(c, EarlyStoppingCallback) for c in trainer.callback_handler.callbacks)
     assert len(trainer.eval_dataset) == 2
+    assert trainer.args.use_cpu and not trainer.args.bf16  # the pocket recipe stays on the CPU, in fp32
 
 
 def test_resume_continues_from_the_last_checkpoint(run_dir, first_metrics, recipe_path, capsys):
@@ -242,3 +238,57 @@ def test_ollama_export_writes_a_modelfile_and_refuses_adapters(merged_dir, run_d
     assert cli(["export", "ollama", "--model", str(run_dir), "--out", str(tmp_path / "x")]) == 1
     err = capsys.readouterr().err
     assert "LoRA adapter" in err and "pushback merge" in err and "Qwen" in err
+
+
+def test_a_run_that_fails_leaves_no_output_that_looks_complete(recipe_path, tmp_path, monkeypatch):
+    """Everything but the checkpoints is written to a stage beside the output and moved in only at the end: a run
+    that fails on the way (here while writing its metrics) leaves no adapter, card or metrics behind."""
+    import training.train as pipeline
+    from training.recipe import load_recipe
+
+    def broken(*args, **kwargs):
+        raise OSError("disk full (simulated)")
+
+    monkeypatch.setattr(pipeline, "metrics_for", broken)
+    out = tmp_path / "adapter"
+    recipe = load_recipe(recipe_path, [*SETS, "training.max_steps=2", "training.save_strategy=no",
+                                       "training.eval_strategy=no", "training.load_best_model_at_end=false"])
+    with pytest.raises(OSError, match="disk full"):
+        pipeline.run_training(recipe, out, quiet=True, log=lambda _: None)
+    left = {p.name for p in out.iterdir()} if out.exists() else set()
+    assert not left & {"adapter_model.safetensors", "adapter_config.json", "README.md", "metrics.json", "recipe.yaml"}
+    assert not list(tmp_path.glob(".*staging*"))
+
+
+def test_the_run_says_its_layout_first(recipe_path, tmp_path):
+    from training.recipe import load_recipe
+    from training.train import run_training
+
+    lines: list[str] = []
+    recipe = load_recipe(recipe_path, [*SETS, "training.max_steps=1", "training.save_strategy=no",
+                                       "training.eval_strategy=no", "training.load_best_model_at_end=false"])
+    result = run_training(recipe, tmp_path / "adapter", quiet=True, log=lines.append)
+    assert lines[0].startswith("batch layout: padding_free on CPU -- ") and "padding-free measured" in lines[0]
+    assert lines[1].startswith("liger kernels: off")
+    assert result.metrics["layout"]["batch_layout"] == "padding_free"
+
+
+def test_merge_refuses_an_output_in_the_adapter_before_writing(run_dir, capsys):
+    before = sorted(p.name for p in run_dir.iterdir())
+    for out in (run_dir, run_dir / "merged"):
+        assert cli(["merge", "--adapter", str(run_dir), "--out", str(out)]) == 1
+        err = capsys.readouterr().err
+        assert "choose a folder outside it" in err and "\n" not in err.strip()
+    assert sorted(p.name for p in run_dir.iterdir()) == before
+
+
+def test_one_line_errors_for_outputs_in_the_way(tmp_path, merged_dir, capsys):
+    in_the_way = tmp_path / "a-file"
+    in_the_way.write_text("keep me")
+    assert cli(["pocket", "--tiny", "--out", str(in_the_way)]) == 1
+    assert cli(["export", "ollama", "--model", str(merged_dir), "--out", str(in_the_way / "ollama")]) == 1
+    assert cli(["merge", "--adapter", str(merged_dir), "--out", str(in_the_way)]) == 1
+    errors = capsys.readouterr().err.strip().splitlines()
+    assert len(errors) == 3 and all(line.startswith("error: ") for line in errors), errors
+    assert "a file is in the way" in errors[0] and "cannot write there" in errors[1]
+    assert in_the_way.read_text() == "keep me"

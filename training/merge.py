@@ -41,26 +41,49 @@ def load_unquantized_with_adapter(adapter: Path) -> Any:
     return PeftModel.from_pretrained(base, str(adapter)).eval()
 
 
-def merge_adapter(adapter: str | Path, out: str | Path, *, dtype: str = "bf16") -> Path:
+def check_out(adapter: Path, out: Path) -> None:
+    """Refuse an output that would write into the adapter (merged weights beside or over its files)."""
+    a, o = adapter.resolve(), out.resolve()
+    if o == a or a in o.parents:
+        raise ValueError(f"--out {out} is {'the adapter folder' if o == a else 'inside the adapter folder'} "
+                         f"{adapter}; choose a folder outside it")
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out}: a file is in the way; choose a directory")
+
+
+def merge_adapter(adapter: str | Path, out: str | Path, *, dtype: str = "bf16",
+                  provenance: dict[str, Any] | None = None) -> Path:
+    """The adapter folded into its unquantized base, saved to `out` (staged beside it, moved in when whole).
+    `provenance` overrides what merge.json says about the inputs (the pocket build names its base
+    `pocket:baseline`, where it ends up, not the directory it was built in)."""
     from transformers import AutoTokenizer
+
+    from training.train import move_in
 
     if dtype not in DTYPES:
         raise ValueError(f"--dtype {dtype!r}: choose one of {', '.join(DTYPES)}")
     adapter, out = Path(adapter), Path(out)
+    check_out(adapter, out)
     model = load_unquantized_with_adapter(adapter)
     merged = model.merge_and_unload().to(torch_dtype(dtype))
     tokenizer = AutoTokenizer.from_pretrained(adapter)
     merged.config.use_cache = True  # training turned it off; generation wants it
     merged.generation_config.eos_token_id = stop_token_ids(tokenizer)
     merged.generation_config.pad_token_id = tokenizer.pad_token_id
-    out.mkdir(parents=True, exist_ok=True)
-    merged.save_pretrained(out)
-    tokenizer.save_pretrained(out)
-    for name in PROVENANCE:
-        if (adapter / name).exists():
-            shutil.copy2(adapter / name, out / name)
-    info = {"base_model": adapter_base(adapter), "adapter": str(adapter.resolve()), "dtype": dtype}
-    write_atomic(out / "merge.json", json.dumps(info, indent=2) + "\n")
+    stage = out.parent / f".{out.name}.staging"
+    shutil.rmtree(stage, ignore_errors=True)
+    try:
+        merged.save_pretrained(stage)
+        tokenizer.save_pretrained(stage)
+        for name in PROVENANCE:
+            if (adapter / name).exists():
+                shutil.copy2(adapter / name, stage / name)
+        info = {"base_model": adapter_base(adapter), "adapter": str(adapter.resolve()), "dtype": dtype,
+                **(provenance or {})}
+        write_atomic(stage / "merge.json", json.dumps(info, indent=2) + "\n")
+        move_in(stage, out)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
     return out
 
 
@@ -73,7 +96,7 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     try:
         out = merge_adapter(args.adapter, args.out, dtype=args.dtype)
-    except (FileNotFoundError, ValueError, OSError) as e:
+    except (ValueError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     print(f"merged model saved to {out} ({args.dtype}); load it with AutoModelForCausalLM.from_pretrained")

@@ -109,6 +109,9 @@ def main(args: argparse.Namespace) -> int:
     except ExportError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
+    except OSError as e:  # a read-only or missing folder, a file in the way
+        print(f"error: --out {args.out}: cannot write there ({e.strerror or type(e).__name__})", file=sys.stderr)
+        return 1
     print(f"wrote {out / 'Modelfile'}")
     print("create and run it with:")
     print((out / "commands.sh").read_text().split("\n", 2)[2].rstrip())

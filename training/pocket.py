@@ -3,7 +3,7 @@ with no download, so the Space, evaluation and the tests run anywhere.
 
 Steps (each timed and shown):
 1. split     -- the project's one split (`pushback.splits.split_records`); the test part is held out
-2. tokenizer -- a byte-level BPE trained on the training records (`training.scratch`)
+2. tokenizer -- a byte-level BPE trained on the training records (`training.from_scratch`)
 3. baseline  -- a small Qwen2 trained from scratch on user_input -> baseline_answer (the eager turn)
 4. friction  -- QLoRA on the NF4-quantized baseline with the friction format (`pushback train`'s code),
                 then merged into the unquantized baseline (`pushback merge`'s code)
@@ -28,14 +28,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pushback.backends import DEVICE_VARIABLE
 from pushback.chat import assistant_text
+from pushback.files import write_atomic
 from pushback.paths import curated_files
 from pushback.pocket import MANIFEST, is_built, pocket_dir
 from pushback.records import Record, load_records
-from pushback.files import write_atomic
 from pushback.splits import split_records
 
-BUILD_VERSION = 2  # bump when the recipe below changes, so cached pairs are rebuilt
+BUILD_VERSION = 3  # bump when the recipe below changes, so cached pairs are rebuilt
 POCKET_RECIPE = Path(__file__).resolve().parent / "recipes" / "pocket.yaml"  # the friction stage's recipe
 
 
@@ -136,6 +137,20 @@ def _blocks(tokenizer: Any, texts: list[str], size: int) -> list[dict[str, list[
     return [{"input_ids": stream[i:i + size]} for i in range(0, len(stream) - size // 4, size)]
 
 
+def _baseline_recipe(name: str, plan: PocketPlan, seed: int, epochs: float, batch: int):
+    """A stage of the from-scratch baseline as a recipe: full fine-tuning on the CPU, no eval, no checkpoints."""
+    from training.recipe import parse_recipe
+
+    return parse_recipe({
+        "name": f"pocket-{name}", "method": "sft",
+        "model": {"base": "(built from scratch by pushback pocket)", "quantization": "none", "compute_dtype": "fp32"},
+        "run": {"device": "cpu", "auto_batch_size": False},
+        "training": {"num_train_epochs": epochs, "per_device_train_batch_size": batch, "learning_rate": plan.baseline_lr,
+                     "lr_scheduler_type": "cosine", "warmup_steps": 0.05, "logging_steps": 25, "seed": seed, "eval_strategy": "no",
+                     "save_strategy": "no", "activation_checkpointing": False, "optim": "adamw_torch"},
+    }, where=f"pocket build ({name})")
+
+
 def _train_baseline(tokenizer: Any, train: list[Record], plan: PocketPlan, seed: int, work: Path,
                     out: Path) -> None:
     """From scratch, in two stages, as real chat models are made:
@@ -145,43 +160,50 @@ def _train_baseline(tokenizer: Any, train: list[Record], plan: PocketPlan, seed:
     2. instruction tuning on the eager turn only: user_input -> baseline_answer.
     The baseline therefore knows the words and the tags but is tuned never to open a think block; the
     quality check measures that it does not. The friction LoRA then has to switch behaviour, not
-    learn a language from nothing in a rank-r update."""
-    from training.scratch import new_model, save_pretrained
-    from training.sft import SFTSettings, chat_rows, fit
+    learn a language from nothing in a rank-r update. Both stages go through `pushback train`'s trainer
+    step (full fine-tuning: no adapter)."""
+    from training.data import Rows, chat_rows
+    from training.from_scratch import new_model, save_pretrained
+    from training.layout import choose_layout
+    from training.train import build_trainer, fit
 
     model = new_model(tokenizer, plan.shape, seed=seed, **dict(plan.shape_overrides))
 
-    def settings(name: str, epochs: float, batch: int) -> SFTSettings:
-        return SFTSettings(output_dir=str(work / name), num_train_epochs=epochs, per_device_train_batch_size=batch,
-                           learning_rate=plan.baseline_lr, warmup_ratio=0.05, logging_steps=25, seed=seed, quiet=True,
-                           eval_steps=None, save_steps=None, early_stopping_patience=None)
+    def stage(name: str, rows: list[dict[str, Any]], epochs: float, batch: int) -> Any:
+        recipe = _baseline_recipe(name, plan, seed, epochs, batch)
+        trainer = build_trainer(recipe, choose_layout(recipe, cuda=False), model, tokenizer, Rows(rows), Rows([]),
+                                None, checkpoints=work / name, quiet=True)
+        fit(trainer, work / name, resume=False)
+        return trainer.model
 
     if plan.pretrain_epochs:
         texts = [t for r in train for t in (r.user_input, assistant_text(r), r.baseline_answer)]
         rows = _blocks(tokenizer, texts, plan.pretrain_block) if plan.pretrain_block else [{"text": t} for t in texts]
-        model = fit(model, tokenizer, rows, [], settings("pretrain", plan.pretrain_epochs, 1 if plan.pretrain_block
-                                                         else plan.baseline_batch))[0].model
-    trainer, _ = fit(model, tokenizer, chat_rows(train, tokenizer, friction=False), [],
-                     settings("baseline", plan.baseline_epochs, plan.baseline_batch))
-    save_pretrained(trainer.model, tokenizer, str(out))
+        model = stage("pretrain", rows, plan.pretrain_epochs, 1 if plan.pretrain_block else plan.baseline_batch)
+    model = stage("baseline", chat_rows(train, tokenizer, friction=False), plan.baseline_epochs, plan.baseline_batch)
+    save_pretrained(model, tokenizer, str(out))
 
 
 def _train_friction(baseline: Path, train: list[Record], held: list[Record], plan: PocketPlan, seed: int,
                     work: Path, out: Path) -> None:
     """QLoRA on the NF4 baseline with the friction format, then merged: `pushback train` with the shipped
     recipe training/recipes/pocket.yaml (the plan may override some of it), then `pushback merge`. The
-    build skips evaluation and checkpoints: its held-out prompts go to the quality check instead."""
+    build skips evaluation and checkpoints: its held-out prompts go to the quality check instead. The
+    saved recipe, metrics and merge record name the base `pocket:baseline`, where it ends up."""
     from training.data import RecordSplit
     from training.merge import merge_adapter
     from training.recipe import load_recipe
-    from training.qlora import run_training
+    from training.train import run_training
 
     recipe = load_recipe(POCKET_RECIPE, [
-        f"model.base={baseline}", "training.eval_steps=null", "training.save_steps=null",
-        "training.early_stopping_patience=null", f"training.seed={seed}", *plan.friction_overrides])
+        f"model.base={baseline}", "run.device=cpu", "training.eval_strategy=no", "training.save_strategy=no",
+        "training.load_best_model_at_end=false", "run.early_stopping_patience=null", f"training.seed={seed}",
+        *plan.friction_overrides])
     adapter = work / "friction-adapter"
-    run_training(recipe, adapter, split=RecordSplit(train, held, "curated"), quiet=True)
-    merge_adapter(adapter, out, dtype="fp32")
+    run_training(recipe, adapter, split=RecordSplit(train, held, "curated"), base_label="pocket:baseline",
+                 quiet=True, log=lambda _: None)
+    merge_adapter(adapter, out, dtype="fp32",
+                  provenance={"base_model": "pocket:baseline", "adapter": "(trained and merged by pushback pocket)"})
 
 
 def quality_check(baseline: Path, friction: Path, held: list[Record], *, n: int, max_new_tokens: int,
@@ -194,29 +216,13 @@ def quality_check(baseline: Path, friction: Path, held: list[Record], *, n: int,
     prompts = [[{"role": "user", "content": r.user_input}] for r in held[:n]]
     params = GenerationParams(max_new_tokens=max_new_tokens, seed=seed)
     shares, samples = {}, []
-    for name, path in (("baseline", baseline), ("friction", friction)):
-        replies = load_backend(str(path)).generate_batch(prompts, params)
-        shares[name] = sum(split_thinking(t).well_formed for t in replies) / max(1, len(replies))
-        samples += [{"model": name, "prompt": p[0]["content"], "reply": t} for p, t in zip(prompts[:3], replies)]
-    clear_loaded()
+    with on_cpu():
+        for name, path in (("baseline", baseline), ("friction", friction)):
+            replies = load_backend(str(path)).generate_batch(prompts, params)
+            shares[name] = sum(split_thinking(t).well_formed for t in replies) / max(1, len(replies))
+            samples += [{"model": name, "prompt": p[0]["content"], "reply": t} for p, t in zip(prompts[:3], replies)]
+        clear_loaded()
     return QualityCheck(len(prompts), shares["friction"], shares["baseline"], samples=samples)
-
-
-def _repoint_provenance(out: Path) -> None:
-    """The friction model's provenance files must not point into the build directory, now removed."""
-    import yaml
-
-    friction, baseline = out / "friction", str(out / "baseline")
-    for name, update in (("merge.json", {"base_model": baseline, "adapter": None}),
-                         ("metrics.json", {"base_model": baseline})):
-        if (friction / name).exists():
-            info = {**json.loads((friction / name).read_text()), **update}
-            write_atomic(friction / name, json.dumps(info, indent=2) + "\n")
-    if (friction / "recipe.yaml").exists():
-        recipe = yaml.safe_load((friction / "recipe.yaml").read_text())
-        recipe["model"]["base"] = "pocket:baseline"
-        recipe["training"]["output_dir"] = "(removed after the merge)"
-        write_atomic(friction / "recipe.yaml", yaml.safe_dump(recipe, sort_keys=False))
 
 
 def _first_sentence(text: str) -> str:
@@ -252,25 +258,31 @@ def _cached(out: Path, fingerprint: str | None) -> PocketResult | None:
 
 
 @contextmanager
-def _torch_threads(count: int | None) -> Iterator[None]:
-    """Run with `count` torch threads and put the old setting back (the build may run inside tests)."""
-    import torch
-
-    before = torch.get_num_threads()
-    if count:
-        torch.set_num_threads(count)
+def on_cpu() -> Iterator[None]:
+    """Backends load on the CPU for the duration, even where a GPU is visible: a model this small runs its
+    many tiny steps faster there (the `--tiny` build: 25 s on an H200 machine's CPUs, over 60 s on its GPU)."""
+    before = os.environ.get(DEVICE_VARIABLE)
+    os.environ[DEVICE_VARIABLE] = "cpu"
     try:
         yield
     finally:
-        torch.set_num_threads(before)
+        if before is None:
+            os.environ.pop(DEVICE_VARIABLE, None)
+        else:
+            os.environ[DEVICE_VARIABLE] = before
 
 
 def build_pocket(out: Path | None = None, *, tiny: bool = False, seed: int = 0, data: list[Path] | None = None,
                  force: bool = False, log: Callable[[str], None] = print) -> PocketResult:
     """Build (or reuse) the pocket pair in `out`; return its paths and quality figures."""
     plan = PLANS["tiny" if tiny else "full"]
-    with _torch_threads(plan.threads):
-        return _build(Path(out or pocket_dir()), plan, tiny=tiny, seed=seed, data=data, force=force, log=log)
+    out = Path(out or pocket_dir())
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out}: a file is in the way; the pocket pair is a directory")
+    from training.train import cpu_threads
+
+    with cpu_threads(plan.threads):
+        return _build(out, plan, tiny=tiny, seed=seed, data=data, force=force, log=log)
 
 
 def _build(out: Path, plan: PocketPlan, *, tiny: bool, seed: int, data: list[Path] | None, force: bool,
@@ -308,7 +320,7 @@ def _build(out: Path, plan: PocketPlan, *, tiny: bool, seed: int, data: list[Pat
     shutil.rmtree(work, ignore_errors=True)
     t = time.perf_counter()
 
-    from training.scratch import train_tokenizer
+    from training.from_scratch import train_tokenizer
 
     texts = [text for r in train for text in (r.user_input, r.monologue, r.final_answer, r.baseline_answer)]
     tokenizer = train_tokenizer(texts, vocab_size=plan.vocab_size)
@@ -324,7 +336,6 @@ def _build(out: Path, plan: PocketPlan, *, tiny: bool, seed: int, data: list[Pat
     for name in ("baseline", "friction"):
         shutil.rmtree(out / name, ignore_errors=True)
         os.replace(work / name, out / name)
-    _repoint_provenance(out)
     shutil.rmtree(work, ignore_errors=True)
     seconds = round(time.perf_counter() - start, 2)
     info = {"fingerprint": fingerprint, "tiny": tiny, "seed": seed, "plan": asdict(plan), "seconds": seconds,
@@ -348,7 +359,7 @@ def main(args: argparse.Namespace) -> int:
     try:
         result = build_pocket(Path(args.out) if args.out else None, tiny=args.tiny, seed=args.seed,
                               data=[Path(p) for p in args.data] if args.data else None, force=args.force)
-    except (FileNotFoundError, ValueError) as e:
+    except (ValueError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     if result.cached:
