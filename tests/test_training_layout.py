@@ -126,6 +126,8 @@ def test_the_micro_batch_probe_trains_the_longest_rows_and_stops_at_the_memory_i
     assert seen == [1, 2, 4, 8]  # each divisor of 8 tried, up to the one over 85% of memory
     assert (trainer.args.per_device_train_batch_size, trainer.args.gradient_accumulation_steps) == (4, 2)
     assert all(p.grad is None for p in trainer.model.parameters())  # the probes' gradients were thrown away
+    next(iter(trainer.get_train_dataloader()))
+    assert seen[-1] == 4  # training itself batches what the probe chose, not the recipe's first guess
 
     def out_of_memory():
         if seen[-1] >= 2:
