@@ -10,7 +10,8 @@ over [seq/2, seq] (seeded), identical for every variant. The variants:
 * pad to max    -- every row padded to the maximum length (the original project's way);
 * ours          -- what `pushback train` picks on this machine (training/layout.py: the batch layout for its
                    attention, Liger when installed, the largest micro-batch that fits the same effective batch);
-* ours, same micro-batch -- ours at TRL default's micro-batch, to compare memory at equal batch (full run only).
+* ours, same micro-batch -- ours at TRL default's micro-batch, to compare memory at equal batch (full run only);
+* ours, no checkpointing -- ours at that micro-batch without activation checkpointing (only with --variants).
 
 Each reports real (non-pad) tokens/s and step time, timed from the end of the first optimizer step to the end
 of the last, peak GPU memory, and model-FLOPs utilisation: (4N + 6·L·d·s) FLOPs per real token -- forward
@@ -131,7 +132,9 @@ def variant_recipe(name: str, args: argparse.Namespace, liger_off: bool = False)
     sets += {"TRL default": ["run.batch_layout=pad_to_longest", "run.liger=off", "run.auto_batch_size=false"],
              "pad to max": ["run.batch_layout=pad_to_max", "run.liger=off", "run.auto_batch_size=false"],
              "ours": [],
-             "ours, same micro-batch": ["run.auto_batch_size=false"]}[name]
+             "ours, same micro-batch": ["run.auto_batch_size=false"],
+             # Not in the default run: recompute nothing, at the recipe's micro-batch (Liger keeps the logits small).
+             "ours, no checkpointing": ["run.auto_batch_size=false", "training.activation_checkpointing=false"]}[name]
     return load_recipe(RECIPE, sets + (["run.liger=off"] if liger_off else []))
 
 
@@ -273,7 +276,8 @@ def main() -> int:
     parser.add_argument("--steps", type=int, help="optimizer steps per variant, the first untimed (default 5, 3 quick)")
     parser.add_argument("--effective", type=int, help="rows per optimizer step (default 16 as the 7B recipe; 8 quick)")
     parser.add_argument("--micro", type=int, help="TRL default's micro-batch (default 4; 2 quick)")
-    parser.add_argument("--variants", nargs="+", help="subset of: 'TRL default' 'pad to max' ours 'ours, same micro-batch'")
+    parser.add_argument("--variants", nargs="+", help="subset of: 'TRL default' 'pad to max' ours 'ours, same micro-batch' "
+                                                      "'ours, no checkpointing'")
     parser.add_argument("--model-dir", help="reuse a model built by an earlier run (else a temporary one)")
     parser.add_argument("--out", default=str(RESULTS), help="folder for the JSON and the plot")
     args = parser.parse_args()
