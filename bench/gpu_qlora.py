@@ -229,6 +229,26 @@ def summary(results: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def readme_rows(report: dict[str, Any]) -> list[dict[str, str]]:
+    """The README's rows for a GPU run: every measured variant against TRL's default, on the same rows."""
+    by = {r["variant"]: r for r in report["results"] if "real_tokens_per_second" in r}
+    default = by.get("TRL default")
+    if not default or not report.get("gpu"):
+        return []  # CPU smoke runs and runs without the reference stay out of the README
+
+    def cell(name: str, r: dict[str, Any]) -> str:
+        setup = f"{r['batch_layout']}, Liger {'on' if r['liger'] else 'off'}, micro-batch {r['micro_batch']} x " \
+                f"{r['gradient_accumulation_steps']}"
+        ratio = "" if r is default else (f": {r['real_tokens_per_second'] / default['real_tokens_per_second']:.2f}x "
+                                         f"at {r['peak_memory_gb'] / default['peak_memory_gb']:.2f}x memory")
+        return f"{name} ({setup}) {r['real_tokens_per_second']:,.0f} tok/s, {r['peak_memory_gb']:.1f} GB{ratio}"
+
+    shape = (f"7B-shaped Qwen2, {report['layers']} layers, 4-bit NF4, LoRA r=16, rows <= {report['seq']} tokens, "
+             f"{report['effective_batch']} rows a step")
+    return [{"what": f"QLoRA training throughput, real tokens/s ({shape})",
+             "figure": "; ".join(cell(name, r) for name, r in by.items())}]
+
+
 def write(path: Path, report: dict[str, Any]) -> None:
     from pushback.files import write_atomic
 
@@ -307,8 +327,10 @@ def main() -> int:
         "gpu": gpu, "device": args.device, "shape": args.shape, "layers": args.layers, "seq": args.seq,
         "effective_batch": args.effective, "trl_default_micro_batch": args.micro, "steps": args.steps,
         "versions": {"torch": torch.__version__, "cuda": torch.version.cuda},
-        "provenance": provenance({"recipe": fingerprint_file(RECIPE), "bench": fingerprint_file(__file__),
-                                  "layout": fingerprint_file(ROOT / "training" / "layout.py")}),
+        # What decides the figures: the 7B recipe and the layout policy (a stale one is re-measured on a GPU).
+        "provenance": provenance({f"file:{RECIPE.relative_to(ROOT)}": fingerprint_file(RECIPE),
+                                  "file:training/layout.py": fingerprint_file(ROOT / "training" / "layout.py")}),
+        "bench_sha": fingerprint_file(__file__),
         "results": []}
     say(f"bench/gpu_qlora.py on {gpu or 'CPU'}: {args.shape} shape, {args.layers or 'default'} layers, "
         f"seq <= {args.seq}, {args.effective} rows per step, {args.steps} steps per variant")
@@ -354,6 +376,7 @@ def main() -> int:
                                               "error": "out of memory" if is_oom(error) else
                                               f"{type(error).__name__}: {str(error)[:300]}"})
             report["summary"] = summary(report["results"])
+            report["readme"] = readme_rows(report)
             report["seconds"] = round(time.perf_counter() - started, 1)
             write(out_dir / f"{stem}.json", report)  # after every variant: a cut-short run keeps what it measured
     plot(report, out_dir / f"{stem}.png")

@@ -10,7 +10,8 @@
 #   pydantic, pydantic-core, annotated-types, typing-inspection, liger-kernel (optional: without it "ours" runs
 #   without Liger, and says so). Not huggingface_hub 2.x (it needs httpx2, absent there; the image's 1.33 works).
 # Results (JSON with provenance, a plot, the log) go to $OUT when the device tool sets it, else bench/results/.
-# Extra arguments go to bench/gpu_qlora.py.
+# Extra arguments go to bench/gpu_qlora.py. A copied checkout whose .git is not the source's (as a lent machine
+# receives) records the right commit with PUSHBACK_COMMIT=$(git rev-parse HEAD) given from the source checkout.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT_DIR="${OUT:-bench/results}"

@@ -25,7 +25,10 @@ from pushback.redaction import redact
 
 
 def git_commit(root: Path = REPO_ROOT) -> tuple[str | None, bool]:
-    """(commit, dirty) of the checkout, or (None, False) outside git."""
+    """(commit, dirty) of the checkout, or (None, False) outside git. `PUSHBACK_COMMIT` names it where the
+    checkout is a copy whose .git is not the source's (a lent GPU machine receives such a copy)."""
+    if os.environ.get("PUSHBACK_COMMIT"):
+        return os.environ["PUSHBACK_COMMIT"], False
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
                                 timeout=10).stdout.strip() or None
