@@ -119,6 +119,25 @@ def plot(results: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
+def base_fingerprint(spec: str) -> dict[str, str]:
+    """The pocket baseline is measured as the pocket plan builds it; another base is named, not hashed."""
+    if spec == "pocket:baseline":
+        from training.pocket import plan_fingerprint
+
+        return {"training.pocket:plan_fingerprint": plan_fingerprint()}
+    return {}
+
+
+def readme_rows(results: list[dict], records: int) -> list[dict[str, str]]:
+    by = {r["variant"]: r for r in results}
+    original = by["original: pad to 4096"]
+    cells = [f"{name} {r['real_tokens_per_second']:,.0f}" + ("" if r is original else f" ({r['speedup']:.0f}x)")
+             for name, r in by.items()]
+    return [{"what": f"QLoRA training throughput on the pocket baseline, real tokens/s by batch layout "
+                     f"({records} curated records)",
+             "figure": "; ".join(cells)}]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--base", default="pocket:baseline", help="model spec or directory (default: pocket:baseline)")
@@ -154,9 +173,12 @@ def main() -> int:
     RESULTS.mkdir(parents=True, exist_ok=True)
     summary = {"base": args.base, "records": len(records), "steps": args.steps, "threads": args.threads,
                "cuda": torch.cuda.is_available(), "results": results,
-               "provenance": provenance({"bench": fingerprint_file(__file__),
-                                         "layout": fingerprint_file(ROOT / "training" / "layout.py"),
-                                         "recipe": fingerprint_file(ROOT / "training" / "recipes" / "pocket.yaml")})}
+               "readme": readme_rows(results, len(records)),
+               "bench_sha": fingerprint_file(__file__),
+               "provenance": provenance({**base_fingerprint(args.base),
+                                         "file:training/layout.py": fingerprint_file(ROOT / "training" / "layout.py"),
+                                         "file:training/recipes/pocket.yaml":
+                                             fingerprint_file(ROOT / "training" / "recipes" / "pocket.yaml")})}
     write_atomic(RESULTS / f"{args.name}.json", json.dumps(summary, indent=2) + "\n")
     plot(results, RESULTS / f"{args.name}.png")
     print(f"\nwrote {RESULTS / (args.name + '.json')} and {RESULTS / (args.name + '.png')}")

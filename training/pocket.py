@@ -127,6 +127,12 @@ def _fingerprint(records: list[Record], plan: PocketPlan, seed: int) -> str:
     return digest.hexdigest()
 
 
+def plan_fingerprint(tiny: bool = False) -> str:
+    """What a build of the curated set decides, whatever the seed: the plan, the recipe, the records. Results
+    measured on the pocket pair carry it, so they can tell when the pair they measured no longer exists."""
+    return _fingerprint(load_records(curated_files()), PLANS["tiny" if tiny else "full"], seed=-1)[:16]
+
+
 def _blocks(tokenizer: Any, texts: list[str], size: int) -> list[dict[str, list[int]]]:
     """Pretraining rows: the texts joined by end-of-text and cut into blocks of `size` tokens (plain
     language modelling, as GPT-style pretraining does; chat SFT below never packs dialogues)."""
