@@ -81,3 +81,14 @@ def server():
 
     with LocalOpenAIServer(latency=0.005, hang_seconds=5, retry_after=0.05) as s:
         yield s
+
+
+@pytest.fixture()
+def unwritable_dir(tmp_path) -> Path:
+    """A folder no file can be written in: read-only for a normal user; root writes anywhere but /proc."""
+    if os.geteuid() == 0:
+        return Path("/proc/self/pushback-no-such-folder")
+    folder = tmp_path / "read-only"
+    folder.mkdir()
+    folder.chmod(0o500)
+    return folder
