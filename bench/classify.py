@@ -84,6 +84,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args(argv)
+    # The machine as it is, before this process is pinned to one of its cores.
+    machine = describe_hardware(hardware())
+    about = provenance({"classifier": fingerprint_file(WEIGHTS_FILE)})
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})  # one core, as the target says
     items = texts()
@@ -104,9 +107,8 @@ def main(argv: list[str] | None = None) -> int:
         "phrase_reading_indexed_per_s": round(indexed), "phrase_reading_plain_per_s": round(plain),
         "index_speedup": round(indexed / plain, 1), "sample": len(sample),
         "load_average": [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None,
-        "provenance": provenance({"classifier": fingerprint_file(WEIGHTS_FILE)}),
+        "provenance": about,
     }
-    machine = describe_hardware(hardware())
     print(f"{len(items)} real responses, {chars:.0f} characters on average, one core of a {machine} "
           f"(Python {result['python']}, load average {result['load_average']})")
     print(f"{'':40}{'responses/s':>14}{'ratio':>10}")

@@ -4,12 +4,11 @@ A family is a tuple of case-insensitive regular expressions ("alternatives"); ea
 starts with a word (or one of a few words), so `evaluation.matcher` tries it only where a response
 has that word, and an alternative written `^...` only at the start of a sentence.
 
-The families were written from the response taxonomies of XSTest and CoCoNot, from general knowledge of
+The families were written from the response taxonomies of XSTest and CoCoNot and from general knowledge of
 how many chat-model families phrase declines, objections, corrections and caveats (GPT, Llama, Claude,
 Gemini/Gemma, Mistral, Qwen, Vicuna: "I cannot fulfill your request", "I'd prefer not to", "that is
-outside my capabilities", "I must point out that ..."), and tuned on the XSTest `gpt4` completions and
-the curated TRAIN split only (see evaluation/README.md); the Llama-2 XSTest completions and the curated
-test split are held out and never read while tuning.
+outside my capabilities", "I must point out that ..."), and kept when the mean agreement over held-out
+labelled sources did not fall (evaluation/README.md). No response of a labelled source is quoted here.
 """
 from __future__ import annotations
 

@@ -291,15 +291,15 @@ def differences(a: learned.Model, b: learned.Model) -> list[str]:
 
 
 def _grid() -> list[FitSettings]:
-    """The settings `--select` compares (each alone against SETTINGS)."""
+    """The settings `--select` compares, each one change away from SETTINGS (evaluation/README.md lists
+    what each scored)."""
     base = SETTINGS
     return [base,
-            replace(base, l2=1e-3), replace(base, l2=1e-2),
-            replace(base, min_sources=1), replace(base, min_sources=3),
-            replace(base, balance=False),
-            replace(base, reading=replace(base.reading, mask_prompt=False)),
-            replace(base, reading=replace(base.reading, whole=False)),
-            replace(base, reading=replace(base.reading, opening_tokens=12, ending_tokens=12))]
+            replace(base, l2=1e-2, l2_ngrams=1e-2), replace(base, l2_ngrams=3e-2),
+            replace(base, min_answers=10), replace(base, min_sources=3), replace(base, balance=False),
+            replace(base, min_answers=10 ** 9),  # no n-grams: the cue features alone
+            replace(base, reading=replace(base.reading, rules_decline=False)),
+            replace(base, reading=replace(base.reading, mask_prompt=False))]
 
 
 def main(argv: list[str] | None = None) -> int:
