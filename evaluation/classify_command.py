@@ -5,33 +5,25 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Iterator
+import os
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
 from evaluation.classify import classify
-from pushback.files import FileProblem, decode_line, iter_jsonl, loads_line
+from pushback.files import FileProblem, numbered_objects
 from pushback.records import BEHAVIOURS
-
-
-def _stdin_rows() -> Iterator[dict[str, Any]]:
-    for number, raw in enumerate(sys.stdin.buffer, start=1):
-        text = decode_line(raw, "<stdin>", number)
-        if text.strip():
-            row = loads_line(text, "<stdin>", number)
-            if not isinstance(row, dict):
-                raise FileProblem(f"<stdin>:{number}: expected a JSON object, got {type(row).__name__}")
-            yield row
 
 
 def read_rows(path: str | None) -> list[dict[str, Any]]:
     """Rows with a string `response`; every problem names the file (or stdin) and the line."""
     source = path or "<stdin>"
     rows = []
-    for number, row in enumerate(iter_jsonl(path) if path else _stdin_rows(), start=1):
-        if not isinstance(row.get("response"), str):
-            raise FileProblem(f"{source}: row {number}: response: expected a string `response`")
-        rows.append(row)
+    with (open(path, "rb") if path else nullcontext(sys.stdin.buffer)) as lines:
+        for number, row in numbered_objects(lines, source):
+            if not isinstance(row.get("response"), str):
+                raise FileProblem(f"{source}:{number}: response: expected a string `response`")
+            rows.append(row)
     return rows
 
 
@@ -64,8 +56,6 @@ def _check_writable(out: str) -> None:
     probe = folder
     while not probe.exists():
         probe = probe.parent
-    import os
-
     if not os.access(probe, os.W_OK):
         raise FileProblem(f"--out {out}: cannot write in {probe} (permission denied)")
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from evaluation.classify import classify
 from evaluation.suites import SuitePrompt, load_suite, suite_names
-from pushback.files import FileProblem, append_jsonl, decode_line, loads_line
+from pushback.files import FileProblem, append_jsonl, numbered_objects
 from pushback.specs import SpecError, parse_spec
 from pushback.thinking import split_thinking
 
@@ -100,13 +100,7 @@ def read_done(path: Path, settings: dict[str, Any]) -> dict[tuple[str, str, str,
         with open(path, "r+b") as f:  # interrupted mid-write: drop the torn line; it is generated again
             f.truncate(data.rfind(b"\n") + 1)
     with open(path, "rb") as f:
-        for number, raw in enumerate(f, start=1):
-            text = decode_line(raw, path, number)
-            if not text.strip():
-                continue
-            row = loads_line(text, path, number)
-            if not isinstance(row, dict):
-                raise FileProblem(f"{path}:{number}: expected a result object, got {type(row).__name__}")
+        for number, row in numbered_objects(f, path):
             missing = [k for k in ("model", "spec", "suite", "id") if not isinstance(row.get(k), str)]
             if missing:
                 raise FileProblem(f"{path}:{number}: {missing[0]}: missing; not a line `pushback eval` wrote "

@@ -256,7 +256,7 @@ def test_classify_cli_labels_a_file(tmp_path, capsys):
 
 
 @pytest.mark.parametrize(("content", "message"), [
-    ('{"response": "fine"}\n{"answer": "no response field"}\n', "row 2: response"),
+    ('{"response": "fine"}\n\n{"answer": "no response field"}\n', ":3: response"),
     ('{"response": "fine"}\n' + "[" * 100_000 + "]" * 100_000 + "\n", ":2: JSON nested deeper"),
     ('{"response": "fine"}\n[1, 2]\n', ":2: expected a JSON object"),
     ('{"response": "fine"}\n{"response": \n', ":2: invalid JSON"),

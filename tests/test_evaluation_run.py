@@ -138,7 +138,7 @@ def test_eval_cli_refuses_bad_outputs_and_resume_files_in_one_line(capsys, tmp_p
     a_file = tmp_path / "results.txt"
     a_file.write_text("mine\n")
     assert "is a file" in run(a_file) and a_file.read_text() == "mine\n"
-    for name, line, said in (("list", "[1, 2]", ":1: expected a result object"),
+    for name, line, said in (("list", "[1, 2]", ":1: expected a JSON object"),
                              ("no-model", '{"spec": "s", "suite": "curated", "id": "x"}', ":1: model: missing"),
                              ("nested", "[" * 50_000 + "]" * 50_000, ":1: JSON nested deeper")):
         out = tmp_path / name
