@@ -92,7 +92,9 @@ def _design(reading: learned.Settings) -> _Design:
     for source in SOURCES:
         indptr, columns, values = [0], [], []
         for row in rows_of(source):
-            for name, value in row.cues.items():
+            # In column order: the prompt's cues come from a set, whose order changes from run to run, and a
+            # different order of the same sums would give a (slightly) different fit.
+            for name, value in sorted(row.cues.items(), key=lambda item: index[item[0]]):
                 columns.append(index[name])
                 values.append(value)
             grams = learned.ngrams(row.evidence.answer, row.evidence.prompt, reading) if row.evidence else ()
@@ -199,8 +201,12 @@ def fit(fitting: Sequence[tuple[str, int]], settings: FitSettings = SETTINGS) ->
 
 
 def _lbfgs(function, theta, iterations: int, memory: int = 10):
-    """Plain L-BFGS with a backtracking (Armijo) line search; deterministic."""
+    """Plain L-BFGS with a backtracking (Armijo) line search; deterministic: its dot products are numpy's
+    pairwise sums, not BLAS calls whose threads may add in another order on another run."""
     import numpy as np
+
+    def dot(a, b) -> float:
+        return float(np.sum(a * b))
 
     loss, grad = function(theta)
     history: list[tuple[Any, Any, float]] = []
@@ -208,17 +214,17 @@ def _lbfgs(function, theta, iterations: int, memory: int = 10):
         direction = -grad
         alphas = []
         for s, y, rho in reversed(history):
-            alpha = rho * (s @ direction)
+            alpha = rho * dot(s, direction)
             direction = direction - alpha * y
             alphas.append(alpha)
         if history:
             s, y, _ = history[-1]
-            direction = direction * ((s @ y) / (y @ y))
+            direction = direction * (dot(s, y) / dot(y, y))
         for (s, y, rho), alpha in zip(history, reversed(alphas)):
-            direction = direction + s * (alpha - rho * (y @ direction))
-        slope = grad @ direction
+            direction = direction + s * (alpha - rho * dot(y, direction))
+        slope = dot(grad, direction)
         if slope >= 0:  # not a descent direction: start again from the gradient
-            history, direction, slope = [], -grad, -(grad @ grad)
+            history, direction, slope = [], -grad, -dot(grad, grad)
         step = 1.0 if history else 1.0 / max(1.0, float(np.abs(grad).max()))
         while True:
             candidate = theta + step * direction
@@ -227,8 +233,8 @@ def _lbfgs(function, theta, iterations: int, memory: int = 10):
                 break
             step *= 0.5
         s, y = candidate - theta, new_grad - grad
-        if s @ y > 1e-12:
-            history = (history + [(s, y, 1.0 / (s @ y))])[-memory:]
+        if dot(s, y) > 1e-12:
+            history = (history + [(s, y, 1.0 / dot(s, y))])[-memory:]
         theta, loss, grad = candidate, new_loss, new_grad
         if np.abs(grad).max() < 1e-7:
             break
@@ -281,11 +287,16 @@ def dev_folds(folds: int = 5, settings: FitSettings = SETTINGS) -> tuple[int, in
 
 
 def differences(a: learned.Model, b: learned.Model) -> list[str]:
-    """How two models differ beyond rounding: features on one side only, weights further apart than TOLERANCE."""
-    found = sorted(set(a.index) ^ set(b.index))[:5]
-    found += [f"bias of {c}" for c, x, y in zip(a.classes, a.bias, b.bias) if abs(x - y) > learned.TOLERANCE]
-    for name in sorted(set(a.index) & set(b.index)):
-        if any(abs(x - y) > learned.TOLERANCE for x, y in zip(a.weights[a.index[name]], b.weights[b.index[name]])):
+    """How two models differ beyond rounding: biases or feature weights further apart than TOLERANCE (a
+    feature one file leaves out weighs zero there)."""
+    import numpy as np
+
+    found = [f"bias of {c}" for c, x, y in zip(a.classes, a.bias, b.bias) if abs(x - y) > learned.TOLERANCE]
+    zero = np.zeros(len(a.classes))
+    for name in sorted(set(a.index) | set(b.index)):
+        row_a = a.weights[a.index[name]] if name in a.index else zero
+        row_b = b.weights[b.index[name]] if name in b.index else zero
+        if np.abs(row_a - row_b).max() > learned.TOLERANCE:
             found.append(name)
     return found
 

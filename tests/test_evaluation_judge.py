@@ -219,6 +219,6 @@ def test_a_judge_answering_401_never_shows_the_key(tmp_path, monkeypatch, capsys
         assert main(["classify", "--in", str(source), "--out", str(out), "--judge", spec]) == 2
         assert server.counts["401"] >= 1
     captured = capsys.readouterr()
-    assert "judged nothing" in captured.err and "401" in captured.err or "Authentication" in captured.err
+    assert "judged nothing" in captured.err and ("401" in captured.err or "Authentication" in captured.err)
     assert key not in captured.err + captured.out and not out.exists()
     assert not (tmp_path / "cache" / "judge" / "verdicts.jsonl").exists()
