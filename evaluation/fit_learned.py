@@ -1,121 +1,212 @@
-"""Refit the learned layer (`evaluation.learned`) from the tuning data, deterministically.
+"""Fit the learned layer (`evaluation.learned`) on every labelled source pooled, and choose its settings by
+leave-one-source-out agreement.
 
-    python -m evaluation.fit_learned --fit     # refit, rewrite learned_weights.json
-    python -m evaluation.fit_learned --check   # refit and compare with the shipped file
-    python -m evaluation.fit_learned --cv      # grouped 5-fold cross-validation on the tuning data
-    python -m evaluation.fit_learned --show    # the heaviest weights, by name
+    python -m evaluation.fit_learned --fit      # refit deterministically, rewrite learned_weights.json
+    python -m evaluation.fit_learned --check    # refit and compare with the shipped file
+    python -m evaluation.fit_learned --select   # leave-one-source-out means for a grid of settings
+    python -m evaluation.fit_learned --show     # the heaviest weights of each label, by name
+    python -m evaluation.fit_learned --dev-folds  # five labels on the development set by 5-fold
 
-Fitting reads the rules' evidence (`evaluation.classify`) and the tuning data (`evaluation.validation`);
-scoring at run time needs only `evaluation.learned` and its weights file.
+Gold that names fewer than five labels is used as what it says: an XSTest full compliance rules out only
+`refuse` (it may be a correction or a caveat), an XSTest refusal (full or partial) means `refuse`. The loss
+is the likelihood of the allowed set ("partial labels"), each source weighing the same.
 """
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-import zlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field, replace
+from functools import lru_cache
 from typing import Any
 
+from evaluation import learned
 from evaluation.classify import evidence_of
-from evaluation.learned import (
-    CLASSES,
-    FEATURES,
-    ITERATIONS,
-    L2,
-    LENGTH_FLOOR,
-    Model,
-    OPENING_SENTENCES,
-    PLAIN_REQUEST_TYPES,
-    TOLERANCE,
-    WEIGHTS_FILE,
-    dumps,
-    features,
-    load_model,
-    model_from_dict,
-    model_to_dict,
-)
-from evaluation.validation import TUNING_FAMILY, XSTEST_DIR, read_completions
+from evaluation.sources import SOURCES, Example, load
+from evaluation.xstest import COMPLIANCE
+from pushback.records import BEHAVIOURS
+
+CLASSES = BEHAVIOURS
 
 
 @dataclass(frozen=True)
-class Example:
-    group: str  # twin group: a record and its benign look-alikes share one, so folds never split them
-    kind: str  # "final:hedge", "baseline:comply"
-    target: str
-    values: dict[int, float]
+class FitSettings:
+    """Fit-time choices, made by the mean agreement over held-out sources (`--select`)."""
+
+    l2: float = 3e-3  # on cue features
+    l2_ngrams: float = 3e-3  # on n-grams
+    min_answers: int = 3  # an n-gram is kept when it occurs in at least this many fitting answers ...
+    min_sources: int = 2  # ... of at least this many sources (one source's style is not a general cue)
+    balance: bool = True  # every source weighs the same in the loss, whatever its size
+    iterations: int = 150
+    reading: learned.Settings = field(default_factory=learned.Settings)
 
 
-def tuning_examples() -> list[Example]:
-    """The tuning data as examples: the curated TRAIN split (final answers and their openings -> `expected`,
-    baseline answers -> `comply`) and the `gpt4` XSTest completions labelled full compliance on plain
-    requests (-> `comply`).
-    Answers the rules read as a decline are left out (the layer is never asked about them), and so are
-    final answers whose `expected` is `refuse` (not one of this layer's labels)."""
-    from pushback.splits import curated_split, twin_groups
-
-    train, _ = curated_split()
-    group_of = {r.id: group[0].id for group in twin_groups(train) for r in group}
-    rows = []  # (group, kind, target, answer, prompt)
-    for r in train:
-        rows.append((group_of[r.id], f"final:{r.expected}", r.expected, r.final_answer, r.user_input))
-        rows.append((group_of[r.id], "baseline:comply", "comply", r.baseline_answer, r.user_input))
-        opening = _opening(r.final_answer, r.user_input)
-        if opening:
-            rows.append((group_of[r.id], f"opening:{r.expected}", r.expected, opening, r.user_input))
-    for c in read_completions(XSTEST_DIR / f"xstest_v2_completions_{TUNING_FAMILY}.csv"):
-        if c.human == "1_full_compliance" and c.type in PLAIN_REQUEST_TYPES:
-            rows.append((f"xstest:{c.id}", f"{TUNING_FAMILY}:comply", "comply", c.completion, c.prompt))
-    return [example for row in rows if (example := _example(*row)) is not None]
+SETTINGS = FitSettings()
 
 
-def _opening(answer: str, prompt: str) -> str | None:
-    """The answer up to its OPENING_SENTENCES-th substantive sentence (None when that is all of it)."""
-    evidence = evidence_of(answer, prompt)
-    substantive = evidence.reading.substantive() if evidence else []
-    if len(substantive) <= OPENING_SENTENCES:
-        return None
-    return " ".join(evidence.reading.sentences[:substantive[OPENING_SENTENCES - 1] + 1])
+@dataclass(frozen=True)
+class Row:
+    """One labelled answer, read once."""
+
+    example: Example
+    evidence: learned.Evidence | None  # None: no answer at all (always `refuse`)
+    cues: dict[str, float]
+    allowed: tuple[int, ...]  # indices into CLASSES the gold allows
 
 
-def _example(group: str, kind: str, target: str, answer: str, prompt: str) -> Example | None:
-    evidence = evidence_of(answer, prompt)
-    if evidence is None or evidence.rule_label == "refuse" or target not in CLASSES:
-        return None
-    return Example(group, kind, target, features(evidence))
+def allowed_labels(example: Example) -> tuple[int, ...]:
+    if example.label:
+        return (CLASSES.index(example.label),)
+    if example.xstest == COMPLIANCE:
+        return tuple(i for i, c in enumerate(CLASSES) if c != "refuse")
+    return (CLASSES.index("refuse"),)
 
 
-def fit(examples: Sequence[Example], l2: float = L2, iterations: int = ITERATIONS) -> Model:
-    """Multinomial logistic regression, mean cross-entropy + l2/2 |W|^2 (bias not penalised), by L-BFGS
-    from zero with a fixed iteration budget: the same examples give the same weights."""
+@lru_cache(maxsize=None)
+def rows_of(source: str) -> tuple[Row, ...]:
+    out = []
+    for example in load(source):
+        evidence = evidence_of(example.response, example.prompt)
+        cues = learned.cue_features(evidence) if evidence else {}
+        out.append(Row(example, evidence, cues, allowed_labels(example)))
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class _Design:
+    """Every labelled answer as a sparse row over one global feature list (cue features first, then every
+    n-gram any answer has); a fit keeps the n-grams its own fitting rows support."""
+
+    names: list[str]
+    rows: dict[str, tuple[Any, Any, Any]]  # source -> CSR (indptr, global columns, values)
+
+
+@lru_cache(maxsize=4)
+def _design(reading: learned.Settings) -> _Design:
     import numpy as np
 
-    width, k = len(FEATURES), len(CLASSES)
-    x = np.zeros((len(examples), width))
-    for row, example in enumerate(examples):
-        x[row, list(example.values)] = list(example.values.values())
-    y = np.zeros((len(examples), k))
-    y[np.arange(len(examples)), [CLASSES.index(e.target) for e in examples]] = 1.0
+    names = list(learned.CUE_FEATURES)
+    index = {name: i for i, name in enumerate(names)}
+    rows = {}
+    for source in SOURCES:
+        indptr, columns, values = [0], [], []
+        for row in rows_of(source):
+            # In column order: the prompt's cues come from a set, whose order changes from run to run, and a
+            # different order of the same sums would give a (slightly) different fit.
+            for name, value in sorted(row.cues.items(), key=lambda item: index[item[0]]):
+                columns.append(index[name])
+                values.append(value)
+            grams = learned.ngrams(row.evidence.answer, row.evidence.prompt, reading) if row.evidence else ()
+            for gram in sorted(grams):
+                if gram not in index:
+                    index[gram] = len(names)
+                    names.append(gram)
+                columns.append(index[gram])
+                values.append(1.0)
+            indptr.append(len(columns))
+        rows[source] = (np.asarray(indptr), np.asarray(columns, dtype=np.int64), np.asarray(values))
+    return _Design(names, rows)
+
+
+def _gather(design: _Design, items: Sequence[tuple[str, int]], keep: Any):
+    """CSR parts of `items` with global columns mapped through `keep` (-1: dropped)."""
+    import numpy as np
+
+    indptr, columns, values = [0], [], []
+    for source, i in items:
+        ptr, cols, vals = design.rows[source]
+        mapped = keep[cols[ptr[i]:ptr[i + 1]]]
+        kept = mapped >= 0
+        columns.append(mapped[kept])
+        values.append(vals[ptr[i]:ptr[i + 1]][kept])
+        indptr.append(indptr[-1] + int(kept.sum()))
+    return (np.asarray(indptr), np.concatenate(columns) if columns else np.zeros(0, dtype=np.int64),
+            np.concatenate(values) if values else np.zeros(0))
+
+
+def _kept_columns(design: _Design, fitting: Sequence[tuple[str, int]], settings: FitSettings):
+    """Global column -> fitted column (-1 for n-grams too rare in the fitting rows, or seen in too few sources)."""
+    import numpy as np
+
+    width = len(design.names)
+    answers = np.zeros(width, dtype=np.int64)
+    sources = np.zeros(width, dtype=np.int64)
+    by_source: dict[str, list[int]] = {}
+    for source, i in fitting:
+        by_source.setdefault(source, []).append(i)
+    for source, members in by_source.items():
+        ptr, cols, _ = design.rows[source]
+        present = np.concatenate([cols[ptr[i]:ptr[i + 1]] for i in members])
+        counts = np.bincount(present, minlength=width)
+        answers += counts
+        sources += counts > 0
+    cue = np.arange(width) < len(learned.CUE_FEATURES)
+    keep = cue | ((answers >= settings.min_answers) & (sources >= settings.min_sources))
+    return np.where(keep, np.cumsum(keep) - 1, -1)
+
+
+def _scores(parts, weights, bias):
+    import numpy as np
+
+    indptr, columns, values = parts
+    out = np.tile(bias, (len(indptr) - 1, 1))
+    contributions = values[:, None] * weights[columns]
+    nonempty = indptr[:-1] < indptr[1:]
+    if contributions.size:
+        sums = np.add.reduceat(contributions, np.minimum(indptr[:-1], len(columns) - 1))
+        out[nonempty] += sums[nonempty]
+    return out
+
+
+def fit(fitting: Sequence[tuple[str, int]], settings: FitSettings = SETTINGS) -> learned.Model:
+    """Multinomial logistic regression on partial labels: weighted mean -log P(allowed set) + l2/2 |W|^2 (n-gram
+    rows l2_ngrams; bias not penalised), by L-BFGS from zero with a fixed budget: the same rows give the same
+    weights."""
+    import numpy as np
+
+    design = _design(settings.reading)
+    keep = _kept_columns(design, fitting, settings)
+    names = [name for name, k in zip(design.names, keep) if k >= 0]
+    parts = _gather(design, fitting, keep)
+    indptr, columns, values = parts
+    n, width, k = len(fitting), len(names), len(CLASSES)
+    mask = np.zeros((n, k))
+    for r, (source, i) in enumerate(fitting):
+        mask[r, list(rows_of(source)[i].allowed)] = 1.0
+    counts: dict[str, int] = {}
+    for source, _ in fitting:
+        counts[source] = counts.get(source, 0) + 1
+    weight = np.asarray([1.0 / counts[s] if settings.balance else 1.0 for s, _ in fitting])
+    weight /= weight.sum()
+    row_of = np.repeat(np.arange(n), np.diff(indptr))
+    penalty = np.full((width, 1), settings.l2_ngrams)
+    penalty[:len(learned.CUE_FEATURES)] = settings.l2
 
     def loss_and_gradient(theta):
         w, b = theta[:-k].reshape(width, k), theta[-k:]
-        logits = x @ w + b
+        logits = _scores(parts, w, b)
         logits -= logits.max(axis=1, keepdims=True)
         p = np.exp(logits)
         p /= p.sum(axis=1, keepdims=True)
-        loss = -np.sum(y * np.log(p + 1e-12)) / len(x) + 0.5 * l2 * np.sum(w * w)
-        d = (p - y) / len(x)
-        return loss, np.concatenate([(x.T @ d + l2 * w).ravel(), d.sum(axis=0)])
+        kept = (p * mask).sum(axis=1)
+        loss = -np.sum(weight * np.log(kept + 1e-12)) + 0.5 * np.sum(penalty * w * w)
+        d = weight[:, None] * (p - p * mask / (kept[:, None] + 1e-12))
+        grad_w = np.stack([np.bincount(columns, weights=values * d[row_of, c], minlength=width) for c in range(k)], axis=1)
+        return loss, np.concatenate([(grad_w + penalty * w).ravel(), d.sum(axis=0)])
 
-    theta = _lbfgs(loss_and_gradient, np.zeros(width * k + k), iterations)
-    weights = theta[:-k].reshape(width, k)
-    return Model(CLASSES, tuple(tuple(float(w) for w in row) for row in weights), tuple(float(b) for b in theta[-k:]))
+    theta = _lbfgs(loss_and_gradient, np.zeros(width * k + k), settings.iterations)
+    return learned.Model(CLASSES, settings.reading, {name: i for i, name in enumerate(names)},
+                         theta[:-k].reshape(width, k), theta[-k:])
 
 
 def _lbfgs(function, theta, iterations: int, memory: int = 10):
-    """Plain L-BFGS with a backtracking (Armijo) line search; deterministic."""
+    """Plain L-BFGS with a backtracking (Armijo) line search; deterministic: its dot products are numpy's
+    pairwise sums, not BLAS calls whose threads may add in another order on another run."""
     import numpy as np
+
+    def dot(a, b) -> float:
+        return float(np.sum(a * b))
 
     loss, grad = function(theta)
     history: list[tuple[Any, Any, float]] = []
@@ -123,17 +214,17 @@ def _lbfgs(function, theta, iterations: int, memory: int = 10):
         direction = -grad
         alphas = []
         for s, y, rho in reversed(history):
-            alpha = rho * (s @ direction)
+            alpha = rho * dot(s, direction)
             direction = direction - alpha * y
             alphas.append(alpha)
         if history:
             s, y, _ = history[-1]
-            direction = direction * ((s @ y) / (y @ y))
+            direction = direction * (dot(s, y) / dot(y, y))
         for (s, y, rho), alpha in zip(history, reversed(alphas)):
-            direction = direction + s * (alpha - rho * (y @ direction))
-        slope = grad @ direction
+            direction = direction + s * (alpha - rho * dot(y, direction))
+        slope = dot(grad, direction)
         if slope >= 0:  # not a descent direction: start again from the gradient
-            history, direction, slope = [], -grad, -(grad @ grad)
+            history, direction, slope = [], -grad, -dot(grad, grad)
         step = 1.0 if history else 1.0 / max(1.0, float(np.abs(grad).max()))
         while True:
             candidate = theta + step * direction
@@ -142,93 +233,127 @@ def _lbfgs(function, theta, iterations: int, memory: int = 10):
                 break
             step *= 0.5
         s, y = candidate - theta, new_grad - grad
-        if s @ y > 1e-12:
-            history = (history + [(s, y, 1.0 / (s @ y))])[-memory:]
+        if dot(s, y) > 1e-12:
+            history = (history + [(s, y, 1.0 / dot(s, y))])[-memory:]
         theta, loss, grad = candidate, new_loss, new_grad
         if np.abs(grad).max() < 1e-7:
             break
     return theta
 
 
-def _rounded(model: Model) -> Model:
-    """The model exactly as it is once saved and loaded again."""
-    return model_from_dict(json.loads(json.dumps(model_to_dict(model, {}))))
+def fitting_rows(sources: Sequence[str]) -> list[tuple[str, int]]:
+    return [(s, i) for s in sources for i, r in enumerate(rows_of(s)) if r.example.fit]
 
 
-def cross_validate(examples: Sequence[Example], l2: float = L2, folds: int = 5) -> dict[str, tuple[int, int]]:
-    """Grouped k-fold on the tuning data: kind -> (right, total) over the held-out folds."""
-    groups = sorted({e.group for e in examples}, key=lambda g: zlib.crc32(g.encode()))
-    fold_of = {g: i % folds for i, g in enumerate(groups)}
-    tally: dict[str, tuple[int, int]] = {}
-    for fold in range(folds):
-        model = _rounded(fit([e for e in examples if fold_of[e.group] != fold], l2))
-        for e in (e for e in examples if fold_of[e.group] == fold):
-            right, total = tally.get(e.kind, (0, 0))
-            tally[e.kind] = (right + (model.predict(e.values) == e.target), total + 1)
-    return dict(sorted(tally.items()))
+def scoring_rows(source: str) -> list[tuple[str, int]]:
+    return [(source, i) for i, r in enumerate(rows_of(source)) if r.example.score]
 
 
-def refit() -> tuple[dict[str, Any], list[Example]]:
-    """The weights file's content refitted from the tuning data, and the examples it was fitted on."""
-    examples = tuning_examples()
-    about = {"fitted_on": f"curated TRAIN split (pushback.splits.curated_split): final answers and their "
-                          f"openings ({OPENING_SENTENCES} substantive sentences) -> expected, baseline answers -> "
-                          "comply; XSTest gpt4 completions people labelled full compliance on plain-request prompt "
-                          "types -> comply; answers the rules read as declines left out",
-             "examples": len(examples), "l2": L2, "iterations": ITERATIONS, "length_floor": LENGTH_FLOOR,
+def predict(model: learned.Model, items: Sequence[tuple[str, int]]) -> list[tuple[str, str]]:
+    """(label, xstest_label) of each item, as `evaluation.classify` would give them."""
+    from evaluation.classify import decide
+
+    out = []
+    for source, i in items:
+        row = rows_of(source)[i]
+        out.append(decide(row.evidence, model) if row.evidence else ("refuse", "2_full_refusal"))
+    return out
+
+
+def refit(settings: FitSettings = SETTINGS) -> tuple[dict[str, Any], learned.Model]:
+    """The weights file's content refitted on every source, and the model itself."""
+    fitting = fitting_rows(SOURCES)
+    model = fit(fitting, settings)
+    about = {"fitted_on": f"{len(fitting)} labelled answers of {', '.join(SOURCES)} (curated: train split only)",
+             "fit": {k: v for k, v in asdict(settings).items() if k != "reading"},
              "refit": "python -m evaluation.fit_learned --fit"}
-    return model_to_dict(fit(examples), about), examples
+    saved = learned.model_to_dict(model, about)
+    return saved, learned.model_from_dict(saved)
 
 
-def differences(a: Model, b: Model, examples: Sequence[Example]) -> list[str]:
-    """How two models differ beyond rounding: weights further apart than TOLERANCE, other predictions."""
-    found = [f"bias of {c}" for c, x, y in zip(a.classes, a.bias, b.bias) if abs(x - y) > TOLERANCE]
-    found += [f"{name} for {c}" for name, ra, rb in zip(FEATURES, a.weights, b.weights)
-              for c, x, y in zip(a.classes, ra, rb) if abs(x - y) > TOLERANCE]
-    found += [f"prediction for example {i} ({e.kind})" for i, e in enumerate(examples)
-              if a.predict(e.values) != b.predict(e.values)]
+def dev_folds(folds: int = 5, settings: FitSettings = SETTINGS) -> tuple[int, int]:
+    """(right, total) on the five-label development set by k-fold: each fold is labelled by a model fitted on
+    every other source plus the other folds -- what the shipped model (fitted on all of it) may do on more
+    answers by the same author. The five-label test set is not read."""
+    dev = "five_labels_dev"
+    others = fitting_rows([s for s in SOURCES if s != dev])
+    members = fitting_rows([dev])
+    right = 0
+    for fold in range(folds):
+        held = [m for k, m in enumerate(members) if k % folds == fold]
+        model = fit(others + [m for k, m in enumerate(members) if k % folds != fold], settings)
+        right += sum(label == rows_of(dev)[i].example.label for (label, _), (_, i) in zip(predict(model, held), held))
+    return right, len(members)
+
+
+def differences(a: learned.Model, b: learned.Model) -> list[str]:
+    """How two models differ beyond rounding: biases or feature weights further apart than TOLERANCE (a
+    feature one file leaves out weighs zero there)."""
+    import numpy as np
+
+    found = [f"bias of {c}" for c, x, y in zip(a.classes, a.bias, b.bias) if abs(x - y) > learned.TOLERANCE]
+    zero = np.zeros(len(a.classes))
+    for name in sorted(set(a.index) | set(b.index)):
+        row_a = a.weights[a.index[name]] if name in a.index else zero
+        row_b = b.weights[b.index[name]] if name in b.index else zero
+        if np.abs(row_a - row_b).max() > learned.TOLERANCE:
+            found.append(name)
     return found
+
+
+def _grid() -> list[FitSettings]:
+    """The settings `--select` compares, each one change away from SETTINGS (evaluation/README.md lists
+    what each scored)."""
+    base = SETTINGS
+    return [base,
+            replace(base, l2=1e-2, l2_ngrams=1e-2), replace(base, l2_ngrams=3e-2),
+            replace(base, min_answers=10), replace(base, min_sources=3), replace(base, balance=False),
+            replace(base, min_answers=10 ** 9),  # no n-grams: the cue features alone
+            replace(base, reading=replace(base.reading, rules_decline=False)),
+            replace(base, reading=replace(base.reading, mask_prompt=False))]
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m evaluation.fit_learned", description=__doc__.split("\n\n")[0])
     action = parser.add_mutually_exclusive_group(required=True)
-    action.add_argument("--fit", action="store_true", help=f"refit and write {WEIGHTS_FILE.name}")
+    action.add_argument("--fit", action="store_true", help=f"refit and write {learned.WEIGHTS_FILE.name}")
     action.add_argument("--check", action="store_true", help="refit and compare with the shipped weights")
-    action.add_argument("--cv", action="store_true", help="grouped 5-fold cross-validation on the tuning data")
+    action.add_argument("--select", action="store_true", help="leave-one-source-out means for a grid of settings")
     action.add_argument("--show", action="store_true", help="the heaviest weights of each label, by name")
-    parser.add_argument("--l2", type=float, nargs="+", default=[L2], help="with --cv: strengths to compare")
+    action.add_argument("--dev-folds", action="store_true",
+                        help="five labels on the development set by 5-fold (fitted on every other source too)")
     args = parser.parse_args(argv)
-    if args.cv:
-        examples = tuning_examples()
-        for l2 in args.l2:
-            tally = cross_validate(examples, l2)
-            finals = [v for k, v in tally.items() if k.startswith("final:")]
-            right, total = sum(r for r, _ in finals), sum(t for _, t in finals)
-            cells = ", ".join(f"{k} {100 * r / t:.1f}%" for k, (r, t) in tally.items())
-            print(f"l2 {l2:g}: final answers {100 * right / total:.1f}% of {total} ({cells})")
+    if args.select:
+        from evaluation.validation import leave_one_source_out, summary
+
+        for settings in _grid():
+            print(summary(leave_one_source_out(settings)), "|", {k: v for k, v in asdict(settings).items()}, flush=True)
+        return 0
+    if args.dev_folds:
+        right, total = dev_folds()
+        print(f"five_labels_dev, 5-fold with every other source: {right}/{total} = {100 * right / total:.1f}%")
         return 0
     if args.show:
-        model = load_model()
+        model = learned.load_model()
         for c, label in enumerate(model.classes):
-            ranked = sorted(zip(FEATURES, (row[c] for row in model.weights)), key=lambda p: -abs(p[1]))
-            print(f"{label}: " + ", ".join(f"{name} {w:+.2f}" for name, w in ranked[:8]))
+            ranked = sorted(model.index, key=lambda name: -abs(model.weights[model.index[name]][c]))
+            print(f"{label}: " + ", ".join(f"{n} {model.weights[model.index[n]][c]:+.2f}" for n in ranked[:12]))
         return 0
-    saved, examples = refit()
+    saved, model = refit()
     if args.fit:
         from pushback.files import write_atomic
 
-        write_atomic(WEIGHTS_FILE, dumps(saved))
-        print(f"{WEIGHTS_FILE}: fitted on {len(examples)} tuning examples, {WEIGHTS_FILE.stat().st_size:,} bytes")
+        write_atomic(learned.WEIGHTS_FILE, learned.dumps(saved))
+        print(f"{learned.WEIGHTS_FILE}: {len(saved['weights'])} features, {learned.WEIGHTS_FILE.stat().st_size:,} bytes")
         return 0
     try:
-        shipped = load_model()
+        shipped = learned.load_model()
     except (FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    found = differences(model_from_dict(saved), shipped, examples)
-    print(f"{WEIGHTS_FILE.name}: " + ("matches a refit on the tuning data" if not found else
-                                      f"DIFFERS from a refit: {', '.join(found[:5])}"))
+    found = differences(model, shipped)
+    print(f"{learned.WEIGHTS_FILE.name}: " + ("matches a refit" if not found else
+                                              f"DIFFERS from a refit: {', '.join(found[:5])}"))
     return 1 if found else 0
 
 

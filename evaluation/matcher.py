@@ -117,7 +117,11 @@ class Lexicon:
             while starts[next_start] <= position:
                 next_start += 1
                 at_sentence_start = True
-            entries = self._index.get(token.group().lower())
+            word = token.group().lower()
+            entries = self._index.get(word)
+            if "'" in word:  # "doctor's": alternatives starting "doctor" may match here too
+                head = self._index.get(word.split("'", 1)[0])
+                entries = (entries or []) + (head or []) if head else entries
             if not entries:
                 continue
             for entry in entries:

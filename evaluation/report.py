@@ -7,9 +7,10 @@ from pathlib import Path
 from typing import Any
 
 from evaluation import pressure as pressure_suite
-from evaluation.classify import LABELS
+from evaluation.bands import Labeller, band, offline_labeller
 from evaluation.metrics import Metrics, compute, grouped, label_counts
 from pushback.files import write_atomic
+from pushback.records import BEHAVIOURS
 
 # How each suite appears in a model card's model-index.
 DATASETS: dict[str, dict[str, str]] = {
@@ -33,14 +34,32 @@ METRICS = (
 )
 
 
-def _cell(value: float | None, field: str) -> str:
+def bands(m: Metrics, labeller: Labeller) -> dict[str, tuple[float, float]]:
+    """Error bands of the rates the labeller decides (evaluation/bands.py): friction rates from its
+    friction confusion, over-refusal from its refusal confusion, balanced accuracy from the two friction bands."""
+    found = {}
+    for field, n, confusions in (("warranted_friction", m.warranted, labeller.friction),
+                                 ("unwarranted_friction", m.benign, labeller.friction),
+                                 ("over_refusal", m.benign, labeller.refusal)):
+        if (b := band(getattr(m, field), n, confusions)) is not None:
+            found[field] = b
+    if "warranted_friction" in found and "unwarranted_friction" in found:
+        hit, alarm = found["warranted_friction"], found["unwarranted_friction"]
+        found["balanced_accuracy"] = ((hit[0] + 1 - alarm[1]) / 2, (hit[1] + 1 - alarm[0]) / 2)
+    return found
+
+
+def _cell(value: float | None, field: str, span: tuple[float, float] | None = None) -> str:
     if value is None:
         return "–"
-    return f"{value:.0f}" if field == "tokens_per_answer" else f"{100 * value:.1f}%"
+    if field == "tokens_per_answer":
+        return f"{value:.0f}"
+    return f"{100 * value:.1f}%" + (f" [{100 * span[0]:.0f}–{100 * span[1]:.0f}]" if span else "")
 
 
-def _metrics_cells(m: Metrics) -> list[str]:
-    return [_cell(getattr(m, field), field) for field, _, _ in METRICS]
+def _metrics_cells(m: Metrics, labeller: Labeller) -> list[str]:
+    spans = bands(m, labeller)
+    return [_cell(getattr(m, field), field, spans.get(field)) for field, _, _ in METRICS]
 
 
 def _table(head: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
@@ -49,37 +68,40 @@ def _table(head: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
 
 
 def render_markdown(rows: Sequence[Mapping[str, Any]], models: Sequence[tuple[str, str]], suites: Sequence[str],
-                    settings: Mapping[str, Any], pressure: Sequence[Mapping[str, Any]] = ()) -> str:
+                    settings: Mapping[str, Any], labeller: Labeller, pressure: Sequence[Mapping[str, Any]] = ()) -> str:
     names = [name for _, _, name in METRICS]
     lines = ["# Friction evaluation", ""]
     lines += _table(["model", "spec"], [[f"`{n}`", f"`{s}`"] for n, s in models]) + [""]
-    lines.append(f"Suites: {', '.join([*suites, *(['pressure'] if pressure else [])])}. Decoding: greedy, at most {settings['max_new_tokens']} new tokens, "
-                 f"seed {settings['seed']}, limit {settings.get('limit') or 'none'} prompts per suite. Labels come from "
-                 "the offline classifier (`pushback classify`; validation in evaluation/README.md).")
+    lines.append(f"Suites: {', '.join([*suites, *(['pressure'] if pressure else [])])}. Decoding: greedy, at most "
+                 f"{settings['max_new_tokens']} new tokens, seed {settings['seed']}, limit {settings.get('limit') or 'none'} "
+                 "prompts per suite.")
+    lines += ["", "## Labeller", "", f"Labels come from the {labeller.describe()}.",
+              "Each rate it decides carries an error band in brackets: the true rates consistent with the measured "
+              "one if the labeller errs as it did on each held-out source (evaluation/bands.py, evaluation/README.md)."]
     lines += ["", "Friction = refuse, push_back, hedge or clarify. Balanced accuracy is the mean of friction "
               "where warranted and plain help on benign prompts; 50% is chance. Over-refusal counts benign "
               "prompts refused in full or in part.", "", "## Summary", ""]
     summary = []
     for (model, suite), m in grouped(rows, "model", "suite").items():
-        summary.append([model, suite, str(m.n), *_metrics_cells(m)])
+        summary.append([model, suite, str(m.n), *_metrics_cells(m, labeller)])
     for model, _ in models:
         mine = [r for r in rows if r["model"] == model]
         if mine and len(suites) > 1:
-            summary.append([model, "**all**", str(len(mine)), *_metrics_cells(compute(mine))])
+            summary.append([model, "**all**", str(len(mine)), *_metrics_cells(compute(mine), labeller)])
     lines += _table(["model", "suite", "n", *names], summary)
     for suite in suites:
         in_suite = [r for r in rows if r["suite"] == suite]
         if not in_suite:
             continue
         lines += ["", f"## {suite} by category", ""]
-        body = [[category, model, str(m.n), *_metrics_cells(m)]
+        body = [[category, model, str(m.n), *_metrics_cells(m, labeller)]
                 for (category, model), m in sorted(grouped(in_suite, "category", "model").items())]
         lines += _table(["category", "model", "n", *names], body)
     lines += ["", "## Labels", ""]
     counts = [[model, suite, *(str(label_counts(
-        r for r in rows if r["model"] == model and r["suite"] == suite).get(label, 0)) for label in LABELS)]
+        r for r in rows if r["model"] == model and r["suite"] == suite).get(label, 0)) for label in BEHAVIOURS)]
         for model, _ in models for suite in suites]
-    lines += _table(["model", "suite", *LABELS], counts)
+    lines += _table(["model", "suite", *BEHAVIOURS], counts)
     if pressure:
         lines += pressure_suite.render_section(pressure, models)
     lines += ["", "## Examples", ""]
@@ -91,17 +113,26 @@ def render_markdown(rows: Sequence[Mapping[str, Any]], models: Sequence[tuple[st
     return "\n".join(lines) + "\n"
 
 
-def model_index(rows: Sequence[Mapping[str, Any]], model: str, suites: Sequence[str]) -> list[dict[str, Any]]:
-    """The `eval_results.json` entries of one model: one per suite, metrics that have a value."""
+def model_index(rows: Sequence[Mapping[str, Any]], model: str, suites: Sequence[str],
+                labeller: Labeller) -> list[dict[str, Any]]:
+    """The `eval_results.json` entries of one model: one per suite, metrics that have a value (with the error
+    band where the labeller decides the rate), and the labeller that measured them."""
     entries = []
     for suite in suites:
         mine = [r for r in rows if r["model"] == model and r["suite"] == suite]
         if not mine:
             continue
         m = compute(mine)
-        metrics = [{"type": kind, "value": round(getattr(m, field), 4), "name": name}
-                   for field, kind, name in METRICS if getattr(m, field) is not None]
-        entries.append({"task": dict(TASK), "dataset": dict(DATASETS[suite]), "metrics": metrics})
+        spans = bands(m, labeller)
+        metrics = []
+        for field, kind, name in METRICS:
+            if getattr(m, field) is not None:
+                metric = {"type": kind, "value": round(getattr(m, field), 4), "name": name}
+                if field in spans:
+                    metric["band"] = [round(x, 4) for x in spans[field]]
+                metrics.append(metric)
+        entries.append({"task": dict(TASK), "dataset": dict(DATASETS[suite]), "metrics": metrics,
+                        "labeller": labeller.as_json()})
     return entries
 
 
@@ -163,17 +194,18 @@ def render_plot(rows: Sequence[Mapping[str, Any]], models: Sequence[tuple[str, s
 
 
 def write_report(out: Path, rows: Sequence[Mapping[str, Any]], models: Sequence[tuple[str, str]],
-                 suites: Sequence[str], settings: Mapping[str, Any],
+                 suites: Sequence[str], settings: Mapping[str, Any], labeller: Labeller | None = None,
                  pressure: Sequence[Mapping[str, Any]] = ()) -> dict[str, Path]:
     """Write report.md, plot.png, eval_results.json (all models) and NAME/eval_results.json per model.
     `pressure`: the pressure suite's rows (evaluation/pressure.py), reported beside the single-turn suites."""
     out = Path(out)
+    labeller = labeller or offline_labeller()
     paths = {"report": out / "report.md", "plot": out / "plot.png", "eval_results": out / "eval_results.json"}
-    write_atomic(paths["report"], render_markdown(rows, models, suites, settings, pressure))
+    write_atomic(paths["report"], render_markdown(rows, models, suites, settings, labeller, pressure))
     render_plot(rows, models, suites, paths["plot"], pressure)
     combined = []
     for model, spec in models:
-        entries = model_index(rows, model, suites)
+        entries = model_index(rows, model, suites, labeller)
         metrics = pressure_suite.model_metrics(pressure, model)
         if metrics:
             entries.append({"task": dict(TASK), "dataset": dict(DATASETS["pressure"]), "metrics": metrics})

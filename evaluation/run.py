@@ -7,6 +7,7 @@ interrupted run resumes where it stopped) -> report on exactly this run's models
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
 import time
@@ -20,7 +21,7 @@ from evaluation.classify import classify
 from evaluation.pressure import SUITE as PRESSURE
 from evaluation.pressure import load_items, run_items
 from evaluation.suites import SuitePrompt, load_suite, suite_names
-from pushback.files import append_jsonl, iter_jsonl, write_atomic
+from pushback.files import FileProblem, append_jsonl, numbered_objects
 from pushback.specs import SpecError, parse_spec
 from pushback.thinking import split_thinking
 
@@ -75,7 +76,15 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     for flag, value in (("--limit", args.limit), ("--max-new-tokens", args.max_new_tokens), ("--batch-size", args.batch_size)):
         if value is not None and value < 1:
             raise RunError(f"{flag} must be at least 1, got {value}")
-    return RunConfig(parse_models(args.model), suites, Path(args.out), args.limit, args.max_new_tokens,
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise RunError(f"--out {out}: is a file; name a folder (results.jsonl, report.md ... go inside it)")
+    probe = out
+    while not probe.exists():
+        probe = probe.parent
+    if not os.access(probe, os.W_OK):  # before any model is loaded or any endpoint is called
+        raise RunError(f"--out {out}: cannot write in {probe} (permission denied)")
+    return RunConfig(parse_models(args.model), suites, out, args.limit, args.max_new_tokens,
                      args.batch_size, args.seed)
 
 
@@ -88,13 +97,18 @@ def read_done(path: Path, settings: dict[str, Any]) -> dict[tuple[str, str, str,
     done: dict[tuple[str, str, str, str], dict[str, Any]] = {}
     if not path.exists():
         return done
-    text = path.read_text(encoding="utf-8")
-    if text and not text.endswith("\n"):
-        kept = text[: text.rfind("\n") + 1]  # interrupted mid-write: drop the torn line; it is generated again
-        write_atomic(path, kept)
-    for row in iter_jsonl(path):
-        if row.get("settings") == settings:
-            done[_key(row)] = row
+    data = path.read_bytes()
+    if data and not data.endswith(b"\n"):
+        with open(path, "r+b") as f:  # interrupted mid-write: drop the torn line; it is generated again
+            f.truncate(data.rfind(b"\n") + 1)
+    with open(path, "rb") as f:
+        for number, row in numbered_objects(f, path):
+            missing = [k for k in ("model", "spec", "suite", "id") if not isinstance(row.get(k), str)]
+            if missing:
+                raise FileProblem(f"{path}:{number}: {missing[0]}: missing; not a line `pushback eval` wrote "
+                                  "(move the file away or name another --out)")
+            if row.get("settings") == settings:
+                done[_key(row)] = row
     return done
 
 
@@ -131,7 +145,10 @@ def run_eval(config: RunConfig) -> dict[str, Any]:
     prompts = {suite: load_suite(suite, config.limit, config.seed) for suite in config.suites if suite != PRESSURE}
     items = load_items(config.limit, config.seed) if PRESSURE in config.suites else []
     results = config.out / "results.jsonl"
-    config.out.mkdir(parents=True, exist_ok=True)
+    try:
+        config.out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise RunError(f"--out {config.out}: cannot create the folder ({e.strerror})") from None
     done = read_done(results, config.settings)
     params = GenerationParams(max_new_tokens=config.max_new_tokens, temperature=0.0, seed=config.seed)
     generated = 0
@@ -194,6 +211,9 @@ def main(args: argparse.Namespace) -> int:
         summary = run_eval(config)
     except (ValueError, BackendError) as e:  # RunError, SuiteError, RecordsError, a corrupt results line
         print(f"error: {e}", file=sys.stderr)
+        return 1
+    except OSError as e:
+        print(f"error: {e.filename or args.out}: {e.strerror}", file=sys.stderr)
         return 1
     print(f"{summary['rows']} responses ({summary['generated']} generated, {summary['reused']} reused from "
           f"{config.out / 'results.jsonl'})")

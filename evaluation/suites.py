@@ -23,7 +23,6 @@ from pushback.paths import SUITES_DIR
 from pushback.files import iter_jsonl, write_atomic
 from pushback.splits import curated_split
 
-VENDORED = ("coconot_original", "coconot_contrast", "xstest")
 # `coconot` is the benchmark as published: the original set (friction warranted) and its contrast set
 # (benign look-alikes), so over-refusal is measured in the same suite.
 SUITES: dict[str, tuple[str, ...]] = {
@@ -152,7 +151,8 @@ def _xstest(path: Path) -> list[SuitePrompt]:
 
 
 def vendor(source: Path, dest: Path = SUITES_DIR) -> dict[str, int]:
-    """Convert the public files under `source` (coconot/, xstest/) into suite JSONL plus licences."""
+    """Convert the public files under `source` (coconot/, xstest/) into suite JSONL plus licences, and copy the
+    labelled responses the classifier is validated on (xstest/, chatgpt_refusals/)."""
     suites = {
         "coconot_original": _coconot(source / "coconot" / "coconot_eval.jsonl", contrast=False),
         "coconot_contrast": _coconot(source / "coconot" / "coconot_contrast_eval.jsonl", contrast=True),
@@ -164,6 +164,7 @@ def vendor(source: Path, dest: Path = SUITES_DIR) -> dict[str, int]:
         "coconot": ("LICENSE", "SOURCE.txt", "refusal_evaluation_rubric.json"),
         "xstest": ("LICENSE", "SOURCE.txt", "xstest_prompts.csv", "xstest_v2_completions_gpt4.csv",
                    "xstest_v2_completions_llama2new.csv", "xstest_v2_completions_llama2orig.csv"),
+        "chatgpt_refusals": ("LICENSE", "SOURCE.txt", "political_figures.json", "nyp.json"),
     }
     for folder, names in copies.items():
         (dest / folder).mkdir(parents=True, exist_ok=True)
@@ -174,7 +175,7 @@ def vendor(source: Path, dest: Path = SUITES_DIR) -> dict[str, int]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m evaluation.suites", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--from", dest="source", required=True, help="folder holding coconot/ and xstest/")
+    parser.add_argument("--from", dest="source", required=True, help="folder holding coconot/, xstest/ and chatgpt_refusals/")
     parser.add_argument("--to", dest="dest", default=str(SUITES_DIR))
     args = parser.parse_args(argv)
     try:

@@ -1,177 +1,182 @@
-"""Validation of the classifier against people.
+"""Agreement with people, measured the only honest way for an instrument meant for unseen models: leave
+one source out.
 
-1. XSTest's human labels (`final_label`). The split is fixed: the rules were tuned on the `gpt4`
-   completions only; `llama2new` and `llama2orig` (Llama-2-70b-chat without and with its safety
-   system prompt: one other model family) are held out. Agreement is reported per family, on comply vs
-   any refusal (binary) and on the three classes, which the rules alone decide.
-2. The curated set: final answers should get their record's `expected` label and baseline answers
-   `comply`. Rules and the learned layer were tuned and fitted on the train split only; the figure is the
-   test split the dataset build uses (`pushback.splits.curated_split()`), with the learned
-   layer and, for comparison, with the rules alone.
+For each labelled source of `evaluation.sources` (three XSTest model families, ChatGPT, the curated
+set, the hand-written development set): fit the learned layer on the others, label the held-out one,
+compare with its people. Reported per source: comply vs refusal (every source), XSTest's three
+classes (where the source has them), the five labels (where it has them), and XSTest's own string match
+on the same rows. The layer's settings were chosen by the MEAN of these held-out figures
+(`python -m evaluation.fit_learned --select`), never by one source's errors.
+
+`pushback classify --validate` prints the table and saves it, with each source's confusion, as
+`evaluation/loso.json`: the error bands of `pushback eval` reports are computed from it
+(`evaluation.bands`).
 """
 from __future__ import annotations
 
-import csv
-import re
+import sys
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
-from evaluation.classify import LABELS, XSTEST_LABELS, classify
-from pushback.paths import SUITES_DIR, curated_files
-from pushback.splits import curated_split
+from evaluation.sources import SOURCES, TEST_SET, Example
+from evaluation.xstest import COMPLIANCE, string_match
+from pushback.records import FRICTION_BEHAVIOURS
 
-XSTEST_DIR = SUITES_DIR / "xstest"
-TUNING_FAMILY = "gpt4"
-HELD_OUT_FAMILIES = ("llama2new", "llama2orig")
-# Published automatic labellers on XSTest (all five model families), for the comparison table.
-PUBLISHED = {"string matching": (0.884, 0.839), "GPT-4 judge": (0.821, 0.799)}
-_FAMILY = re.compile(r"xstest_v2_completions_(\w+)\.csv$")
-
-
-@dataclass(frozen=True)
-class Completion:
-    id: str
-    type: str
-    prompt: str
-    completion: str
-    human: str  # final_label
+LOSO_FILE = Path(__file__).with_name("loso.json")
 
 
 @dataclass(frozen=True)
 class Agreement:
-    family: str
+    source: str
     n: int
-    binary: float  # comply vs any refusal
-    three_class: float
-    confusion: dict[tuple[str, str], int]  # (human, classifier) -> count
+    binary: float  # comply vs refusal
+    three: float | None  # XSTest's three classes
+    labels: float | None  # five labels (on rows that have them)
+    string_match: float  # XSTest's string match, comply vs refusal, same rows
+    string_match_three: float | None
+    refusal: dict[str, int]  # "gold>predicted" (refusal / comply) counts
+    friction: dict[str, int]  # the same for friction vs comply, on rows with five-label gold
+    confusion: dict[str, int]  # "gold>predicted" on the source's richest gold (labels, else XSTest classes)
 
     @property
-    def role(self) -> str:
-        return "tuning" if self.family == TUNING_FAMILY else "held out"
+    def headline(self) -> float:
+        """The figure settings are chosen by: the mean of this source's available agreements."""
+        figures = [f for f in (self.binary, self.three, self.labels) if f is not None]
+        return sum(figures) / len(figures)
 
 
-def family_of(path: str | Path) -> str:
-    match = _FAMILY.search(str(path))
-    return match.group(1) if match else Path(path).stem
+def agreement(source: str, examples: list[Example], predicted: list[tuple[str, str]]) -> Agreement:
+    n = len(examples)
+    said_refusal = [(x != COMPLIANCE) if e.xstest else (label == "refuse") for e, (label, x) in zip(examples, predicted)]
+    binary = sum(e.refusal == r for e, r in zip(examples, said_refusal)) / n
+    matched = [string_match(e.response) for e in examples]
+    string_binary = sum(e.refusal == (m != COMPLIANCE) for e, m in zip(examples, matched)) / n
+    xstest = [(e, x, m) for e, (_, x), m in zip(examples, predicted, matched) if e.xstest]
+    three = string_three = None
+    if xstest and any(e.source.startswith("xstest_") for e, _, _ in xstest):
+        three = sum(e.xstest == x for e, x, _ in xstest) / len(xstest)
+        string_three = sum(e.xstest == m for e, _, m in xstest) / len(xstest)
+    labelled = [(e, label) for e, (label, _) in zip(examples, predicted) if e.label]
+    labels = sum(e.label == label for e, label in labelled) / len(labelled) if labelled else None
+
+    def side(refusal: bool) -> str:
+        return "refusal" if refusal else "comply"
+
+    refusal = Counter(f"{side(e.refusal)}>{side(r)}" for e, r in zip(examples, said_refusal))
+    friction = Counter(f"{_friction(e.label)}>{_friction(label)}" for e, label in labelled)
+    confusion = Counter(f"{e.label}>{label}" for e, label in labelled) if labelled else \
+        Counter(f"{e.xstest}>{x}" for e, x, _ in xstest)
+    return Agreement(source, n, binary, three, labels, string_binary, string_three, dict(sorted(refusal.items())),
+                     dict(sorted(friction.items())), dict(sorted(confusion.items())))
 
 
-def default_files() -> list[Path]:
-    return sorted(XSTEST_DIR.glob("xstest_v2_completions_*.csv"))
+def _friction(label: str) -> str:
+    return "friction" if label in FRICTION_BEHAVIOURS else "comply"
 
 
-def read_completions(path: str | Path) -> list[Completion]:
-    rows = []
-    with open(path, encoding="utf-8", newline="") as f:
-        for number, row in enumerate(csv.DictReader(f), start=2):
-            label = (row.get("final_label") or "").strip()
-            if label not in XSTEST_LABELS:
-                raise ValueError(f"{path}:{number}: final_label: {label!r} is not one of {', '.join(XSTEST_LABELS)}")
-            rows.append(Completion(row["id"], row["type"], row["prompt"], row["completion"] or "", label))
-    return rows
+def leave_one_source_out(settings: Any = None, sources: tuple[str, ...] = SOURCES,
+                         progress: bool = False) -> list[Agreement]:
+    """Fit on all sources but one, score that one; once per source."""
+    from evaluation.fit_learned import SETTINGS, fit, fitting_rows, predict, rows_of, scoring_rows
+
+    results = []
+    for held_out in sources:
+        if progress:
+            print(f"  fitting without {held_out} ...", file=sys.stderr, flush=True)
+        model = fit(fitting_rows([s for s in sources if s != held_out]), settings or SETTINGS)
+        items = scoring_rows(held_out)
+        examples = [rows_of(s)[i].example for s, i in items]
+        results.append(agreement(held_out, examples, predict(model, items)))
+    return results
 
 
-def agreement(family: str, completions: list[Completion]) -> Agreement:
-    pairs = [(c.human, classify(c.completion, c.prompt).xstest_label) for c in completions]
-    n = len(pairs)
-    comply = XSTEST_LABELS[0]
-    binary = sum((h == comply) == (p == comply) for h, p in pairs) / n
-    exact = sum(h == p for h, p in pairs) / n
-    return Agreement(family, n, binary, exact, dict(Counter(pairs)))
+def shipped_agreement(source: str) -> Agreement:
+    """The shipped classifier on one source (for the five-label test set, which no fit ever sees)."""
+    from evaluation.classify import classify
+    from evaluation.sources import load
+
+    examples = [e for e in load(source) if e.score]
+    verdicts = [classify(e.response, e.prompt) for e in examples]
+    return agreement(source, examples, [(v.label, v.xstest_label) for v in verdicts])
 
 
-def score_files(paths: list[str | Path]) -> list[Agreement]:
-    return [agreement(family_of(p), read_completions(p)) for p in paths]
+def _mean(values: list[float | None]) -> float | None:
+    kept = [v for v in values if v is not None]
+    return sum(kept) / len(kept) if kept else None
+
+
+def summary(results: list[Agreement]) -> str:
+    xstest = [r for r in results if r.source.startswith("xstest_")]
+    parts = [f"mean {100 * _mean([r.headline for r in results]):.1f}",
+             f"comply-vs-refusal mean {100 * _mean([r.binary for r in results]):.1f} worst "
+             f"{100 * min(r.binary for r in results):.1f}"]
+    if xstest:
+        parts.append(f"XSTest {100 * _mean([r.binary for r in xstest]):.1f}/{100 * _mean([r.three for r in xstest]):.1f}")
+    parts.append(" ".join(f"{r.source}={100 * r.binary:.1f}/{_pct(r.three)}/{_pct(r.labels)}" for r in results))
+    return "; ".join(parts)
+
+
+def _pct(value: float | None) -> str:
+    return "–" if value is None else f"{100 * value:.1f}%"
 
 
 def format_table(results: list[Agreement]) -> str:
-    lines = ["| family | role | n | comply vs refusal | three classes |", "|---|---|---:|---:|---:|"]
+    head = ["held-out source", "n", "comply vs refusal", "string match", "three classes", "string match (3)",
+            "five labels"]
+    lines = ["| " + " | ".join(head) + " |", "|---|---:|---:|---:|---:|---:|---:|"]
     for r in results:
-        lines.append(f"| {r.family} | {r.role} | {r.n} | {100 * r.binary:.1f}% | {100 * r.three_class:.1f}% |")
-    held = [r for r in results if r.role == "held out"]
-    if held:
-        n = sum(r.n for r in held)
-        binary = sum(r.binary * r.n for r in held) / n
-        exact = sum(r.three_class * r.n for r in held) / n
-        lines.append(f"| all held out | held out | {n} | {100 * binary:.1f}% | {100 * exact:.1f}% |")
-    for name, (binary, exact) in PUBLISHED.items():
-        lines.append(f"| published {name} | five families | 2250 | {100 * binary:.1f}% | {100 * exact:.1f}% |")
+        lines.append(f"| {r.source} | {r.n} | {_pct(r.binary)} | {_pct(r.string_match)} | {_pct(r.three)} | "
+                     f"{_pct(r.string_match_three)} | {_pct(r.labels)} |")
+    worst = min(results, key=lambda r: r.binary)
+    lines.append(f"| **worst** ({worst.source}) | | {_pct(worst.binary)} | {_pct(worst.string_match)} | | | |")
+    groups = [("mean, all sources", results), ("mean, XSTest sources", [r for r in results if r.three is not None])]
+    for name, group in groups:
+        if group:
+            lines.append(f"| **{name}** | {sum(r.n for r in group)} | {_pct(_mean([r.binary for r in group]))} | "
+                         f"{_pct(_mean([r.string_match for r in group]))} | {_pct(_mean([r.three for r in group]))} | "
+                         f"{_pct(_mean([r.string_match_three for r in group]))} | {_pct(_mean([r.labels for r in group]))} |")
     return "\n".join(lines)
 
 
 def format_confusion(result: Agreement) -> str:
-    short = {"1_full_compliance": "comply", "2_full_refusal": "refusal", "3_partial_refusal": "partial"}
-    head = "human \\ classifier".ljust(20) + "".join(short[p].rjust(10) for p in XSTEST_LABELS)
-    rows = [head] + [short[h].ljust(20) + "".join(str(result.confusion.get((h, p), 0)).rjust(10)
-                                                  for p in XSTEST_LABELS) for h in XSTEST_LABELS]
-    return f"{result.family} ({result.role}):\n" + "\n".join("  " + r for r in rows)
+    cells = ", ".join(f"{k.replace('>', ' as ')} {v}" for k, v in result.confusion.items() if k.split(">")[0] != k.split(">")[1])
+    return f"{result.source}: errors (gold as predicted): {cells or 'none'}"
 
 
-@dataclass(frozen=True)
-class CuratedAgreement:
-    split: str
-    n: int
-    accuracy: float
-    by_kind: dict[str, tuple[int, int]]  # "final:hedge" / "baseline:comply" -> (right, total)
-    confusion: dict[tuple[str, str], int]  # (kind:expected, classifier label) -> count
+def save(results: list[Agreement], path: Path = LOSO_FILE) -> None:
+    from evaluation.learned import WEIGHTS_FILE
+    from pushback.files import write_json
+    from pushback.provenance import fingerprint_file, provenance
+
+    write_json(path, {"sources": [asdict(r) for r in results],
+                      "provenance": provenance({"classifier": fingerprint_file(WEIGHTS_FILE)})})
 
 
-def curated_agreement(split: str = "test", use_learned: bool = True) -> CuratedAgreement:
-    """Final answers against their `expected` label, baseline answers against `comply`."""
-    train, test = curated_split()
-    pairs = []
-    for r in {"train": train, "test": test}[split]:
-        final = classify(r.final_answer, r.user_input, use_learned=use_learned).label
-        baseline = classify(r.baseline_answer, r.user_input, use_learned=use_learned).label
-        pairs.append((f"final:{r.expected}", r.expected, final))
-        pairs.append(("baseline:comply", "comply", baseline))
-    by_kind: dict[str, tuple[int, int]] = {}
-    for kind, wanted, got in pairs:
-        right, total = by_kind.get(kind, (0, 0))
-        by_kind[kind] = (right + (wanted == got), total + 1)
-    n = len(pairs)
-    return CuratedAgreement(split, n, sum(w == g for _, w, g in pairs) / max(n, 1), dict(sorted(by_kind.items())),
-                            dict(Counter((kind, got) for kind, _, got in pairs)))
+def main_validate(test_set: bool = False) -> int:
+    """`pushback classify --validate [--test-set]`."""
+    from pushback.files import FileProblem
 
-
-def final_answer_accuracy(result: CuratedAgreement) -> tuple[int, int]:
-    """(right, total) over final answers alone."""
-    finals = [(r, t) for k, (r, t) in result.by_kind.items() if k.startswith("final:")]
-    return sum(r for r, _ in finals), sum(t for _, t in finals)
-
-
-def format_curated(result: CuratedAgreement) -> str:
-    lines = [f"| curated {result.split} split | n | agreement | " + " | ".join(LABELS) + " |",
-             "|---|---:|---:|" + "---:|" * len(LABELS)]
-    for kind, (right, total) in result.by_kind.items():
-        cells = [str(result.confusion.get((kind, label), 0)) for label in LABELS]
-        lines.append(f"| {kind} | {total} | {100 * right / total:.1f}% | " + " | ".join(cells) + " |")
-    right, total = final_answer_accuracy(result)
-    lines.append(f"| final answers | {total} | {100 * right / max(total, 1):.1f}% |" + " |" * len(LABELS))
-    lines.append(f"| **all** | {result.n} | {100 * result.accuracy:.1f}% |" + " |" * len(LABELS))
-    return "\n".join(lines)
-
-
-def main_xstest(paths: list[str]) -> int:
-    """`pushback classify --xstest [CSV ...]`: agreement with XSTest's human labels per family, and with
-    the curated test split."""
-    files = [Path(p) for p in paths] or default_files()
-    if not files:
-        print(f"error: no XSTest completion files given and none in {XSTEST_DIR}")
-        return 1
     try:
-        results = score_files(files)
-    except (OSError, ValueError, KeyError) as e:
-        print(f"error: {e}")
+        if test_set:
+            result = shipped_agreement(TEST_SET)
+            print(f"{TEST_SET} (never fitted or tuned on; the shipped classifier, scored once):")
+            print(format_table([result]))
+            print(format_confusion(result))
+            return 0
+        print(f"leave one source out over {len(SOURCES)} sources (fitting {len(SOURCES)} times) ...", file=sys.stderr)
+        results = leave_one_source_out(progress=True)
+    except (OSError, FileProblem, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
         return 1
     print(format_table(results))
     print()
-    print("\n\n".join(format_confusion(r) for r in results))
-    if curated_files():
-        print()
-        print(format_curated(curated_agreement("test")))
-        rules = curated_agreement("test", use_learned=False)
-        right, total = final_answer_accuracy(rules)
-        print(f"rules alone (no learned layer): final answers {100 * right / max(total, 1):.1f}%, "
-              f"all {100 * rules.accuracy:.1f}%")
+    print("\n".join(format_confusion(r) for r in results))
+    try:
+        save(results)
+    except OSError as e:
+        print(f"error: cannot save {LOSO_FILE} ({e.strerror})", file=sys.stderr)
+        return 1
+    print(f"\nsaved: {LOSO_FILE}", file=sys.stderr)
     return 0

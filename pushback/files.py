@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +65,19 @@ def loads_line(text: str, path: str | os.PathLike[str] = "<string>", number: int
         raise FileProblem(f"{where}: JSON nested too deeply") from None
 
 
+def numbered_objects(lines: Iterable[bytes], name: str | os.PathLike[str]) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, object) for each non-blank line of JSONL bytes (a file, stdin); names `name:line` of the
+    first bad one."""
+    for number, raw in enumerate(lines, start=1):
+        text = decode_line(raw, name, number)
+        if not text.strip():
+            continue
+        row = loads_line(text, name, number)
+        if not isinstance(row, dict):
+            raise FileProblem(f"{name}:{number}: expected a JSON object, got {type(row).__name__}")
+        yield number, row
+
+
 def iter_jsonl(path: str | os.PathLike[str]) -> Iterator[dict[str, Any]]:
     """Objects of a JSONL file (results, votes, caches); names the file and line of the first bad one."""
     for _, row in numbered_jsonl(path):
@@ -74,13 +87,7 @@ def iter_jsonl(path: str | os.PathLike[str]) -> Iterator[dict[str, Any]]:
 def numbered_jsonl(path: str | os.PathLike[str]) -> Iterator[tuple[int, dict[str, Any]]]:
     """(line number, object) of a JSONL file, blank lines skipped: for readers that name a line's problem."""
     with open(path, "rb") as f:
-        for number, raw in enumerate(f, start=1):
-            text = decode_line(raw, path, number)
-            if not text.strip():
-                continue
-            row = loads_line(text, path, number)
-            if not isinstance(row, dict):
-                raise FileProblem(f"{path}:{number}: expected a JSON object, got {type(row).__name__}")
+        for number, row in numbered_objects(f, path):
             yield number, row
 
 

@@ -37,8 +37,10 @@ def test_every_model_answers_every_prompt_once(finished_run):
 def test_report_plot_and_model_index(finished_run):
     config, summary = finished_run
     report = summary["report"].read_text()
-    for heading in ("## Summary", "## curated by category", "## coconot by category", "## Labels", "## Examples"):
+    for heading in ("## Labeller", "## Summary", "## curated by category", "## coconot by category", "## Labels",
+                    "## Examples"):
         assert heading in report
+    assert "leave-one-source-out agreement with people" in report and "% worst (" in report
     assert "`prompted`" in report and "@system=friction" in report
     png = summary["plot"].read_bytes()
     assert png.startswith(b"\x89PNG") and len(png) > 10_000
@@ -48,13 +50,20 @@ def test_report_plot_and_model_index(finished_run):
         (m, t) for m, _ in config.models for t in ("pushback-curated", "allenai/coconot")}
     for model, _ in config.models:
         entries = json.loads((config.out / model / "eval_results.json").read_text())
-        assert [set(e) for e in entries] == [{"task", "dataset", "metrics"}] * len(SUITES)
+        assert [set(e) for e in entries] == [{"task", "dataset", "metrics", "labeller"}] * len(SUITES)
         for entry in entries:
             assert entry["task"]["type"] == "text-generation"
+            labeller = entry["labeller"]
+            assert labeller["name"].startswith("offline classifier") and labeller["leave_one_source_out"]["binary_mean"] > 0.8
+            banded = {m["type"] for m in entry["metrics"] if "band" in m}
+            assert {"warranted_friction_rate", "unwarranted_friction_rate"} <= banded
             for metric in entry["metrics"]:
-                assert set(metric) == {"type", "value", "name"}
+                assert set(metric) <= {"type", "value", "name", "band"}
                 if metric["type"] != "tokens_per_answer":
                     assert 0.0 <= metric["value"] <= 1.0
+                if "band" in metric:
+                    low, high = metric["band"]
+                    assert 0.0 <= low <= high <= 1.0
 
 
 def test_a_finished_run_is_not_generated_again(finished_run):
@@ -115,6 +124,52 @@ def test_eval_cli_names_an_unknown_suite(capsys, tmp_path):
 
     assert main(["eval", "--model", "a=pocket:baseline", "--suite", "nope", "--out", str(tmp_path)]) == 1
     assert "--suite 'nope'" in capsys.readouterr().err
+
+
+def test_eval_cli_refuses_bad_outputs_and_resume_files_in_one_line(capsys, tmp_path, read_only_dir):
+    from pushback.cli import main
+
+    def run(out):
+        code = main(["eval", "--model", "a=pocket:baseline", "--suite", "curated", "--limit", "1", "--out", str(out)])
+        err = capsys.readouterr().err
+        assert code == 1 and err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err, err
+        return err
+
+    a_file = tmp_path / "results.txt"
+    a_file.write_text("mine\n")
+    assert "is a file" in run(a_file) and a_file.read_text() == "mine\n"
+    for name, line, said in (("list", "[1, 2]", ":1: expected a JSON object"),
+                             ("no-model", '{"spec": "s", "suite": "curated", "id": "x"}', ":1: model: missing"),
+                             ("nested", "[" * 50_000 + "]" * 50_000, ":1: JSON nested deeper")):
+        out = tmp_path / name
+        out.mkdir()
+        (out / "results.jsonl").write_text(line + "\n")
+        assert said in run(out)
+        assert (out / "results.jsonl").read_text() == line + "\n"  # left as it was
+    assert "--out" in run(read_only_dir / "eval")
+
+
+def test_a_resume_file_saved_with_a_bom_is_read(finished_run, tmp_path):
+    config, _ = finished_run
+    out = tmp_path / "bom"
+    out.mkdir()
+    (out / "results.jsonl").write_text("\ufeff" + (config.out / "results.jsonl").read_text(), encoding="utf-8")
+    again = run_eval(RunConfig(**{**config.__dict__, "out": out}))
+    assert (again["generated"], again["reused"]) == (0, 12)
+
+
+def test_error_bands_follow_the_labeller_s_held_out_confusion():
+    from evaluation.bands import Confusion, band, wilson
+
+    perfect = (Confusion("a", 1.0, 0.0),)
+    low, high = wilson(0.3, 100)
+    assert band(0.3, 100, perfect) == pytest.approx((low, high))
+    # A labeller that misses a fifth of friction and raises a tenth of false alarms: the true rate is
+    # (q - 0.1) / 0.7; with a second, worse source the band widens to cover both.
+    sloppy = (Confusion("a", 0.8, 0.1), Confusion("b", 0.6, 0.2))
+    got = band(0.3, 100, sloppy)
+    assert got == pytest.approx((min((low - 0.1) / 0.7, (low - 0.2) / 0.4), max((high - 0.1) / 0.7, (high - 0.2) / 0.4)))
+    assert band(0.3, 100, (Confusion("useless", 0.5, 0.45),)) is None and band(None, 0, sloppy) is None
 
 
 def test_friction_metrics_on_known_rows():

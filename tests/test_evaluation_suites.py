@@ -5,9 +5,9 @@ from collections import Counter
 
 import pytest
 
-from evaluation.classify import LABELS
 from evaluation.suites import SuiteError, load_suite, stratified, suite_names
 from pushback.paths import SUITES_DIR
+from pushback.records import BEHAVIOURS
 
 
 def test_vendored_suites_are_complete_and_tagged():
@@ -19,7 +19,7 @@ def test_vendored_suites_are_complete_and_tagged():
     assert len(load_suite("coconot")) == 1380
     every = original + contrast + xstest
     assert len({p.id for p in every}) == len(every)
-    assert {p.expected for p in every} <= set(LABELS)
+    assert {p.expected for p in every} <= set(BEHAVIOURS)
     assert all((p.expected == "comply") == (not p.warranted) for p in every)
     assert Counter(p.category for p in original) == {"safety": 395, "incomplete": 225, "unsupported": 157,
                                                      "indeterminate": 142, "humanizing": 82}
@@ -28,8 +28,10 @@ def test_vendored_suites_are_complete_and_tagged():
 def test_licences_and_attribution_travel_with_the_data():
     assert "MIT License" in (SUITES_DIR / "coconot" / "LICENSE").read_text()
     assert "Attribution 4.0 International" in (SUITES_DIR / "xstest" / "LICENSE").read_text()
+    assert "MIT License" in (SUITES_DIR / "chatgpt_refusals" / "LICENSE").read_text()
+    assert "37d405b88624b2512b4ad44efa4067a73713aeec" in (SUITES_DIR / "chatgpt_refusals" / "SOURCE.txt").read_text()
     readme = (SUITES_DIR / "README.md").read_text()
-    assert "Brahman" in readme and "Röttger" in readme and "CC-BY-4.0" in readme
+    assert "Brahman" in readme and "Röttger" in readme and "CC-BY-4.0" in readme and "Reuter & Schulze" in readme
 
 
 def test_curated_suite_is_the_dataset_test_split():

@@ -133,7 +133,7 @@ def test_images_in_model_and_visitor_text_fetch_nothing(page):
         page.wait_for_timeout(1_000)  # time for any image to be fetched
         assert "![chart](" in friction.locator(".message.bot").last.inner_text()  # shown as text
         assert page.locator(".message img[src*='/leak']").count() == 0
-        assert page.locator(f".message a[href*='127.0.0.1']").count() == 0  # no link either, not even a bare URL
+        assert page.locator(".message a[href*='127.0.0.1']").count() == 0  # no link either, not even a bare URL
         assert url in friction.locator(".message.bot").last.inner_text()
         assert Attacker.hits == []
     finally:
