@@ -73,14 +73,18 @@ def test_the_backend_gives_up_after_its_retries_with_a_clear_message(server, mon
 
 
 def test_a_judge_answering_401_with_the_key_leaves_no_key_in_its_rows(server, monkeypatch, tmp_path, capfd):
-    """The probe: `judge_error` in the output held the whole key (evaluation.judge calls through the backend)."""
-    from evaluation.judge import judge_rows
+    """The probe: `judge_error` in the output held the whole key (evaluation.judge calls through the backend).
+    A judge that is refused judges nothing: it fails, and neither its message nor its cache holds the key."""
+    from evaluation.judge import JudgeFailed, judge_rows
+    from pushback.specs import parse_spec
 
-    monkeypatch.setattr("evaluation.judge.RETRIES", 0)
     server.api_key, server.echo_key = "the-right-key", True
     monkeypatch.setenv("PUSHBACK_JUDGE_TEST_KEY", KEY)
     rows = [{"prompt": "How do tides work?", "response": "The Moon pulls the sea.", "label": "comply"}]
-    judged = judge_rows(rows, _spec(server, "PUSHBACK_JUDGE_TEST_KEY"), cache=tmp_path / "verdicts.jsonl")
-    assert "AuthenticationError" in judged[0]["judge_error"] and KEY not in str(judged)
+    cache = tmp_path / "verdicts.jsonl"
+    with pytest.raises(JudgeFailed) as failed:
+        judge_rows(rows, parse_spec(_spec(server, "PUSHBACK_JUDGE_TEST_KEY")), cache=cache)
+    assert "Authentication" in str(failed.value) and KEY not in str(failed.value)
+    assert not cache.exists() or KEY not in cache.read_text()
     printed = capfd.readouterr()
     assert KEY not in printed.out + printed.err

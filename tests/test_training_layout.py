@@ -159,7 +159,7 @@ def test_the_gpu_bench_runs_and_is_correct_at_toy_scale_on_cpu(tmp_path: Path) -
     assert report["summary"]["speedup_vs_trl_default"] == round(
         ours["real_tokens_per_second"] / default["real_tokens_per_second"], 2)
     assert report["provenance"]["command"].startswith("python bench/gpu_qlora.py --shape tiny")
-    assert report["provenance"]["fingerprints"]["recipe"]
+    assert report["provenance"]["fingerprints"]["file:training/recipes/deepseek-r1-distill-qwen-7b.yaml"]
     assert "[ours]" in done.stdout and "wrote" in done.stdout
 
 
