@@ -103,6 +103,23 @@ def table(report: dict) -> str:
     return "\n".join(lines)
 
 
+def readme_rows(report: dict) -> list[dict[str, str]]:
+    """SFT, SFT then DPO and ORPO side by side: friction where warranted and on benign prompts, and DPO's margin."""
+    curated, contrast = report["suites"]["curated"], report["suites"]["coconot_contrast"]
+
+    def pct(value: float | None) -> str:
+        return "-" if value is None else f"{value:.0%}"
+
+    cells = [f"{name}: friction where warranted {pct(curated[name]['warranted_friction'])}, on benign prompts "
+             f"{pct(curated[name]['unwarranted_friction'])} (curated) / {pct(contrast[name]['unwarranted_friction'])} "
+             f"(CoCoNot contrast)" for name in ("sft", "sft_dpo", "orpo")]
+    dpo = report["training"]["sft_dpo"].get("rewards", {}).get("eval", {})
+    margin = f"; DPO's held-out reward margin {dpo['rewards/margins']:.2f}" if "rewards/margins" in dpo else ""
+    return [{"what": f"preference tuning at pocket scale, one seed ({report['settings']['limit']} prompts a suite; "
+                     "tiny models: mechanics, not quality)",
+             "figure": "; ".join(cells) + margin}]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--limit", type=int, default=40, help="prompts per suite (stratified; default 40)")
@@ -114,11 +131,14 @@ def main() -> int:
 
     import torch
 
-    from pushback.pocket import ensure_built
+    from pushback.pocket import pocket_dir
+    from training.pocket import plan_fingerprint
 
     torch.set_num_threads(1)  # the pocket models run fastest on one thread (training/README.md)
     started = time.perf_counter()
-    pocket = ensure_built()
+    if cli(["pocket"]) != 0:  # the current plan's pair: rebuilt when the cached one was built from another plan
+        raise SystemExit("pushback pocket failed")
+    pocket = pocket_dir()
     temporary = None if args.work else tempfile.TemporaryDirectory(prefix="pushback-preference-")
     work = Path(args.work or temporary.name)
     seed = [f"training.seed={args.seed}"]
@@ -149,10 +169,13 @@ def main() -> int:
             "settings": {"limit": args.limit, "max_new_tokens": args.max_new_tokens, "seed": args.seed,
                          "temperature": 0.0, "suites": list(SUITES), "threads": 1},
             "seconds": None,
-            "provenance": provenance({name: fingerprint_file(RECIPES / f"{name}.yaml")
-                                      for name in ("pocket", "pocket-dpo", "pocket-orpo")}
-                                     | {"pocket_manifest": fingerprint_file(pocket / "pocket.json")}),
+            "provenance": provenance({f"file:training/recipes/{name}.yaml": fingerprint_file(RECIPES / f"{name}.yaml")
+                                      for name in ("pocket-dpo", "pocket-orpo")}
+                                     | {"training.pocket:plan_fingerprint": plan_fingerprint(),
+                                        "file:evaluation/learned_weights.json":
+                                            fingerprint_file(ROOT / "evaluation" / "learned_weights.json")}),
         }
+        report["readme"] = readme_rows(report)
         report["seconds"] = round(time.perf_counter() - started, 1)
         RESULTS.mkdir(parents=True, exist_ok=True)
         write_atomic(RESULTS / f"{args.name}.json", json.dumps(report, indent=2) + "\n")

@@ -24,7 +24,6 @@ The machine's load average is printed with the figures: other work on the same c
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import subprocess
@@ -399,6 +398,17 @@ def plot(results: dict[str, Any], path: Path) -> None:
     fig.savefig(path, dpi=120)
 
 
+def readme_rows(results: dict[str, Any]) -> list[dict[str, str]]:
+    """Side by side against one after the other, time to first words, and a crowd: as measured above."""
+    pairs = "; ".join(f"{r['pair'].replace(chr(10), ', ')} {r['ratio']:.2f}" for r in results["side_by_side"])
+    added = ", ".join(f"+{r['app_added_ms']:.0f} ms ({r['pair'].split(chr(10))[0]})" for r in results["ttft"])
+    crowd = results["concurrent"]
+    return [{"what": "the Space: both columns side by side, time to first words, concurrent visitors",
+             "figure": f"side-by-side time / one-after-the-other time: {pairs}; first words through the app vs "
+                       f"calling the model directly: {added}; {crowd['visitors']} visitors x {crowd['prompts_each']} "
+                       f"prompts: {crowd['errors']} errors, p50 {crowd['p50_s']:.0f} s"}]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer repeats and visitors (a smoke run)")
@@ -475,8 +485,13 @@ def main(argv: list[str] | None = None) -> int:
     results["machine"]["load_after"] = os.getloadavg()[0]
     print(f"\nload average after: {results['machine']['load_after']:.1f}")
     if not args.quick:
+        from pushback.files import write_json
+        from pushback.provenance import provenance
+
         RESULTS.mkdir(parents=True, exist_ok=True)
-        (RESULTS / "space.json").write_text(json.dumps(results, indent=2) + "\n")
+        results["readme"] = readme_rows(results)
+        results["provenance"] = provenance()  # scratch models and a loopback endpoint: the commit says which code
+        write_json(RESULTS / "space.json", results)
         plot(results, RESULTS / "space.png")
         print(f"wrote {RESULTS / 'space.json'} and {RESULTS / 'space.png'}")
     return 0

@@ -150,8 +150,20 @@ def save(results: list[Agreement], path: Path = LOSO_FILE) -> None:
     from pushback.files import write_json
     from pushback.provenance import fingerprint_file, provenance
 
-    write_json(path, {"sources": [asdict(r) for r in results],
-                      "provenance": provenance({"classifier": fingerprint_file(WEIGHTS_FILE)})})
+    write_json(path, {"sources": [asdict(r) for r in results], "readme": readme_rows(results),
+                      "provenance": provenance({"file:evaluation/learned_weights.json": fingerprint_file(WEIGHTS_FILE)})})
+
+
+def readme_rows(results: list[Agreement]) -> list[dict[str, str]]:
+    """Agreement with people on each source the classifier was NOT fitted on, string match beside it."""
+    xstest = [r for r in results if r.three is not None]
+    worst = min(results, key=lambda r: r.binary)
+    cells = [f"{r.source} {_pct(r.binary)} (string match {_pct(r.string_match)})" for r in results]
+    return [{"what": f"behaviour classifier vs people, leave one labelled source out ({len(results)} sources: "
+                     "fitted on the others, scored on it), comply vs refusal",
+             "figure": "; ".join(cells) + f"; XSTest mean {_pct(_mean([r.binary for r in xstest]))} comply vs refusal, "
+                       f"{_pct(_mean([r.three for r in xstest]))} three classes (string match "
+                       f"{_pct(_mean([r.string_match_three for r in xstest]))}); worst {worst.source}"}]
 
 
 def main_validate(test_set: bool = False) -> int:
