@@ -1,18 +1,20 @@
-"""`pushback pocket` build time and peak memory on this machine, with the quality check it prints.
+"""The pocket pair, built and evaluated over several seeds: build time and peak memory, the quality check,
+and its friction figures on the curated test split and CoCoNot, as mean and spread.
 
-The build runs in a child process (a fresh interpreter, as a user would run it), so its peak resident
-memory is its own. Wall time and CPU time are both reported: on a shared machine the difference is
-time spent waiting for a core, and the CPU time is what the build itself costs.
+The pocket models are tiny by design (a few hundred thousand parameters trained on 594 records): their
+friction figures show the format and the mechanics, not quality. Each seed is built in a child process (a
+fresh interpreter, as a user runs `pushback pocket`), so its peak memory is its own, then evaluated with
+`pushback eval`, exactly as a user would.
 
-    python bench/pocket.py            # the full pair (target: under 5 minutes on 2 cores)
-    python bench/pocket.py --tiny     # the seconds-long variant the tests use
+    python bench/pocket.py                    # seeds 0 1 2, full pair (about 5 minutes of CPU a seed)
+    python bench/pocket.py --seeds 0 --tiny   # the seconds-long variant the tests use
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
-import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -22,93 +24,153 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[0] = str(ROOT)
 
-from pushback.files import write_atomic  # noqa: E402
+from pushback.files import iter_jsonl, write_json  # noqa: E402
+from pushback.provenance import fingerprint_file, provenance  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
-TARGET_SECONDS = {False: 300, True: 60}
+SUITES = ("curated", "coconot")
+EVAL_LIMIT = 50  # prompts per suite (CoCoNot: drawn from both parts)
+FIGURES = ("balanced_accuracy", "warranted_friction", "unwarranted_friction", "over_refusal", "expected_behaviour",
+           "well_formed")
 
 
-def load_average() -> float | None:
-    try:
-        return round(os.getloadavg()[0], 2)
-    except OSError:
-        return None
-
-
-def run_build(out: Path, tiny: bool, seed: int) -> dict:
-    command = [sys.executable, "-m", "pushback", "pocket", "--out", str(out), "--seed", str(seed), "--force"]
-    if tiny:
-        command.append("--tiny")
-    load_before = load_average()
+def child(command: list[str], env: dict[str, str]) -> tuple[float, float, float]:
+    """Run a `pushback` command in a child process: (wall s, CPU s, peak RSS MB) of that child alone."""
     start = time.perf_counter()
-    completed = subprocess.run(command, cwd=ROOT, text=True, capture_output=True,
-                               env={**os.environ, "HF_HUB_OFFLINE": "1"})
-    wall = time.perf_counter() - start
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if completed.returncode != 0:
-        raise RuntimeError(f"pushback pocket failed ({completed.returncode}):\n{completed.stderr[-3000:]}")
-    manifest = json.loads((out / "pocket.json").read_text())
-    return {
-        "variant": "tiny" if tiny else "full",
-        "wall_seconds": round(wall, 1),
-        "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 1),
-        "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),  # Linux reports kilobytes
-        "load_average_before": load_before,
-        "load_average_after": load_average(),
-        "stages": manifest["timings"],
-        "records": manifest["records"],
-        "quality": {k: manifest["quality"][k] for k in ("prompts", "friction_well_formed", "baseline_well_formed")},
-        "output": completed.stdout.strip().splitlines()[-6:],
-    }
+    process = subprocess.Popen([sys.executable, "-m", "pushback", *command], cwd=ROOT, env=env, text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    output = process.stdout.read()
+    _, status, usage = os.wait4(process.pid, 0)
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode != 0:
+        raise RuntimeError(f"pushback {' '.join(command)} failed ({process.returncode}):\n{output[-3000:]}")
+    return time.perf_counter() - start, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
 
 
-def plot(result: dict, path: Path) -> None:
+def one_seed(seed: int, tiny: bool, work: Path) -> dict:
+    from evaluation.metrics import grouped
+
+    cache = work / f"seed-{seed}"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PUSHBACK_CACHE": str(cache), "CUDA_VISIBLE_DEVICES": ""}
+    build = ["pocket", "--seed", str(seed), "--force"] + (["--tiny"] if tiny else [])
+    wall, cpu, peak = child(build, env)
+    manifest = json.loads((cache / "pocket" / "pocket.json").read_text())
+    out = work / f"eval-{seed}"
+    evaluate = ["eval", "--model", "baseline=pocket:baseline", "--model", "friction=pocket:friction",
+                *(a for s in SUITES for a in ("--suite", s)), "--limit", str(EVAL_LIMIT), "--out", str(out)]
+    eval_wall, _, _ = child(evaluate, env)
+    rows = list(iter_jsonl(out / "results.jsonl"))
+    metrics = {f"{model}/{suite}": {f: getattr(m, f) for f in FIGURES}
+               for (model, suite), m in grouped(rows, "model", "suite").items()}
+    benign_curated = {model: m.unwarranted_friction for (model, suite, category), m in
+                      grouped(rows, "model", "suite", "category").items() if suite == "curated" and category == "benign"}
+    return {"seed": seed, "build": {"wall_seconds": round(wall, 1), "cpu_seconds": round(cpu, 1),
+                                    "peak_rss_mb": round(peak, 1), "stages": manifest["timings"]},
+            "quality": {k: manifest["quality"][k] for k in ("prompts", "friction_well_formed", "baseline_well_formed")},
+            "fingerprint": manifest["fingerprint"], "eval_seconds": round(eval_wall, 1), "metrics": metrics,
+            "friction_on_benign_curated": benign_curated}
+
+
+def spread(values: list[float]) -> dict[str, float]:
+    return {"mean": statistics.fmean(values), "min": min(values), "max": max(values),
+            "sd": statistics.stdev(values) if len(values) > 1 else 0.0}
+
+
+def summarise(seeds: list[dict]) -> dict:
+    keys = {"build_wall_seconds": [s["build"]["wall_seconds"] for s in seeds],
+            "build_peak_rss_mb": [s["build"]["peak_rss_mb"] for s in seeds],
+            "friction_well_formed": [s["quality"]["friction_well_formed"] for s in seeds],
+            "baseline_well_formed": [s["quality"]["baseline_well_formed"] for s in seeds]}
+    for cell in seeds[0]["metrics"]:
+        for figure in FIGURES:
+            values = [s["metrics"][cell][figure] for s in seeds if s["metrics"][cell][figure] is not None]
+            if values:
+                keys[f"{cell}/{figure}"] = values
+    for model in seeds[0]["friction_on_benign_curated"]:
+        keys[f"{model}/benign_curated_friction"] = [s["friction_on_benign_curated"][model] for s in seeds]
+    return {key: spread(values) for key, values in keys.items()}
+
+
+def pct(s: dict[str, float]) -> str:
+    return f"{100 * s['mean']:.0f}% ({100 * s['min']:.0f}-{100 * s['max']:.0f})"
+
+
+def readme_rows(summary: dict, n: int, tiny: bool) -> list[dict[str, str]]:
+    variant = "tiny" if tiny else "full"
+    s = summary
+    return [
+        {"what": f"pocket pair build ({variant}), {n} seeds",
+         "figure": f"{s['build_wall_seconds']['mean']:.0f} s wall ({s['build_wall_seconds']['min']:.0f}-"
+                   f"{s['build_wall_seconds']['max']:.0f}), peak {s['build_peak_rss_mb']['mean']:.0f} MB; replies with "
+                   f"a well-formed `<think>` block: friction {pct(s['friction_well_formed'])}, baseline "
+                   f"{pct(s['baseline_well_formed'])}"},
+        {"what": f"pocket pair behaviour ({variant}; tiny models: format and mechanics, not quality), mean "
+                 f"(min-max) over {n} seeds, {EVAL_LIMIT} prompts a suite",
+         "figure": f"friction balanced accuracy: friction {pct(s['friction/curated/balanced_accuracy'])} curated, "
+                   f"{pct(s['friction/coconot/balanced_accuracy'])} CoCoNot (baseline "
+                   f"{pct(s['baseline/curated/balanced_accuracy'])}, {pct(s['baseline/coconot/balanced_accuracy'])}); "
+                   f"friction on benign curated prompts: friction {pct(s['friction/benign_curated_friction'])} vs "
+                   f"baseline {pct(s['baseline/benign_curated_friction'])}"},
+    ]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--tiny", action="store_true", help="the seconds-long test variant")
+    args = parser.parse_args()
+    from tqdm import tqdm
+
+    from training.pocket import plan_fingerprint
+
+    seeds = []
+    with tempfile.TemporaryDirectory() as work:
+        for seed in tqdm(args.seeds, desc="pocket seeds", unit="seed", file=sys.stderr):
+            seeds.append(one_seed(seed, args.tiny, Path(work)))
+            print(json.dumps({k: seeds[-1][k] for k in ("seed", "build", "quality")}), file=sys.stderr)
+    summary = summarise(seeds)
+    name = "pocket-tiny" if args.tiny else "pocket"
+    result = {"variant": "tiny" if args.tiny else "full", "seeds": seeds, "summary": summary,
+              "readme": readme_rows(summary, len(seeds), args.tiny),
+              "provenance": provenance({"training.pocket:plan_fingerprint": plan_fingerprint(args.tiny),
+                                        "file:evaluation/learned_weights.json":
+                                            fingerprint_file(ROOT / "evaluation" / "learned_weights.json")})}
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    write_json(RESULTS / f"{name}.json", result)
+    plot(seeds, summary, RESULTS / f"{name}.png")
+    for row in result["readme"]:
+        print(f"{row['what']}: {row['figure']}")
+    print(f"wrote {RESULTS / (name + '.json')} and {RESULTS / (name + '.png')}")
+    return 0
+
+
+def plot(seeds: list[dict], summary: dict, path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    stages = result["stages"]
-    fig, ax = plt.subplots(figsize=(7, 2.8))
-    left = 0.0
-    for name, seconds in stages.items():
-        ax.barh([0], [seconds], left=left, label=f"{name} {seconds:.0f} s")
-        left += seconds
-    target = TARGET_SECONDS[result["variant"] == "tiny"]
-    ax.axvline(target, color="red", linestyle=":", label=f"target {target} s")
-    ax.set_yticks([])
-    ax.set_xlabel("seconds (wall)")
-    ax.set_title(f"pushback pocket ({result['variant']}): {result['wall_seconds']:.0f} s wall, "
-                 f"{result['cpu_seconds']:.0f} s CPU, peak {result['peak_rss_mb']:.0f} MB")
-    ax.legend(fontsize=7, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.35))
+    cells = [("balanced_accuracy", "balanced acc."), ("unwarranted_friction", "friction on benign"),
+             ("over_refusal", "over-refusal")]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), sharey=True)
+    for ax, suite in zip(axes, SUITES):
+        for offset, model in ((-0.18, "baseline"), (0.18, "friction")):
+            for x, (figure, _) in enumerate(cells):
+                key = f"{model}/{suite}/{figure}"
+                if key not in summary:
+                    continue
+                values = [s["metrics"][f"{model}/{suite}"][figure] for s in seeds]
+                ax.bar(x + offset, summary[key]["mean"], width=0.34, color="tab:red" if model == "friction" else "tab:gray",
+                       label=model if x == 0 else None)
+                ax.scatter([x + offset] * len(values), values, color="black", s=10, zorder=3)
+        ax.set_xticks(range(len(cells)), [label for _, label in cells])
+        ax.set_title(f"{suite} ({len(seeds)} seeds: bars mean, dots seeds)")
+        ax.set_ylim(0, 1)
+        ax.legend()
+    fig.suptitle("pocket pair (tiny models: format and mechanics, not quality)")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
-
-
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--tiny", action="store_true", help="the seconds-long test variant")
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
-    name = "pocket-tiny" if args.tiny else "pocket"
-    with tempfile.TemporaryDirectory() as work:
-        result = run_build(Path(work) / "pocket", args.tiny, args.seed)
-    target = TARGET_SECONDS[args.tiny]
-    print(f"pushback pocket{' --tiny' if args.tiny else ''} on {os.cpu_count()} cores "
-          f"(load average {result['load_average_before']} before, {result['load_average_after']} after):")
-    print(f"  wall {result['wall_seconds']} s (target under {target} s: "
-          f"{'met' if result['wall_seconds'] < target else 'NOT met'}), CPU {result['cpu_seconds']} s, "
-          f"peak memory {result['peak_rss_mb']} MB")
-    print("  stages: " + ", ".join(f"{k} {v} s" for k, v in result["stages"].items()))
-    q = result["quality"]
-    print(f"  quality on {q['prompts']} held-out prompts: friction well-formed {q['friction_well_formed']:.0%} "
-          f"(target >= 90%), baseline {q['baseline_well_formed']:.0%} (target <= 5%)")
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    write_atomic(RESULTS / f"{name}.json", json.dumps(result, indent=2) + "\n")
-    plot(result, RESULTS / f"{name}.png")
-    print(f"wrote {RESULTS / (name + '.json')} and {RESULTS / (name + '.png')}")
-    return 0
 
 
 if __name__ == "__main__":

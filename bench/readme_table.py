@@ -1,0 +1,109 @@
+"""README.md's measured table, rendered from the committed results in bench/results/*.json.
+
+Each benchmark (and `bench/pocket.py` for the pocket pair's behaviour) writes, beside its figures, a
+`readme` list of rows it stands behind and a `provenance` block (`pushback.provenance`): the table takes
+its hardware and command from there, so a row always says where and how it was measured. A result whose
+fingerprints (the pocket plan, a recipe, the classifier...) no longer match the current code is stale.
+
+    python bench/readme_table.py          # rewrite the block between the markers in README.md
+    python bench/readme_table.py --check  # exit 1 if the block differs or a result is stale (the test does this)
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[0] = str(ROOT)
+
+from pushback.files import write_atomic  # noqa: E402
+from pushback.provenance import describe_hardware, fingerprint_file  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results"
+# The classifier's leave-one-source-out figures ship with the evaluation wing (its reports' error bands use them).
+ALSO = (ROOT / "evaluation" / "loso.json",)
+README = ROOT / "README.md"
+BEGIN, END = "<!-- measured:begin (python bench/readme_table.py) -->", "<!-- measured:end -->"
+
+
+def results(folder: Path = RESULTS, also: tuple[Path, ...] = ALSO) -> dict[str, dict]:
+    """Result files that carry README rows, by path from the repository root."""
+    found = {}
+    for path in [*sorted(folder.glob("*.json")), *also]:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if isinstance(data, dict) and data.get("readme"):
+            if "provenance" not in data:
+                raise ValueError(f"{path}: has README rows but no provenance block (pushback.provenance)")
+            found[str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else path.name] = data
+    return found
+
+
+def current_fingerprint(name: str) -> str:
+    """`file:PATH` is the hash of a file in the repository; `module:function` calls that function."""
+    if name.startswith("file:"):
+        return fingerprint_file(ROOT / name.removeprefix("file:"))
+    module, _, function = name.partition(":")
+    return getattr(importlib.import_module(module), function)()
+
+
+def stale(found: dict[str, dict]) -> list[str]:
+    """One line per result measured on something that has changed since: what to re-run."""
+    lines = []
+    for file, data in found.items():
+        for name, measured in data["provenance"]["fingerprints"].items():
+            try:
+                now = current_fingerprint(name)
+            except (OSError, ImportError, AttributeError) as e:
+                lines.append(f"{file}: fingerprint {name} cannot be computed now ({e}); "
+                             f"re-run `{data['provenance']['command']}`")
+                continue
+            if now != measured:
+                lines.append(f"{file}: {name} changed since it was measured ({measured} -> {now}); "
+                             f"re-run `{data['provenance']['command']}`")
+    return lines
+
+
+def render(found: dict[str, dict]) -> str:
+    lines = ["| what | figure | measured on | command |", "|---|---|---|---|"]
+    for data in found.values():
+        where = describe_hardware(data["provenance"]["hardware"])
+        command = data["provenance"]["command"]
+        for row in data["readme"]:
+            lines.append(f"| {row['what']} | {row['figure']} | {where} | `{command}` |")
+    return "\n".join(lines)
+
+
+def rewrite(text: str, table: str) -> str:
+    if BEGIN not in text or END not in text:
+        raise ValueError(f"{README}: the markers {BEGIN!r} and {END!r} are missing")
+    head, rest = text.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    return f"{head}{BEGIN}\n{table}\n{END}{tail}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--check", action="store_true", help="compare, write nothing")
+    args = parser.parse_args(argv)
+    found = results()
+    text = README.read_text(encoding="utf-8")
+    wanted = rewrite(text, render(found))
+    problems = stale(found)
+    if args.check:
+        if wanted != text:
+            problems.insert(0, "README.md's measured block differs from what bench/readme_table.py renders "
+                               "from bench/results/: run `python bench/readme_table.py`")
+        print("\n".join(problems) or f"README.md's measured table matches {len(found)} result files")
+        return 1 if problems else 0
+    write_atomic(README, wanted)
+    print(f"README.md: measured table rewritten from {len(found)} result files")
+    for line in problems:
+        print(f"stale: {line}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
