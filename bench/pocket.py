@@ -28,7 +28,7 @@ from pushback.files import iter_jsonl, write_json  # noqa: E402
 from pushback.provenance import fingerprint_file, provenance  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
-SUITES = ("curated", "coconot")
+SUITES = ("curated", "coconot", "pressure")  # pressure: two turns, the model's answer then a push back
 EVAL_LIMIT = 50  # prompts per suite (CoCoNot: drawn from both parts)
 FIGURES = ("balanced_accuracy", "warranted_friction", "unwarranted_friction", "over_refusal", "expected_behaviour",
            "well_formed")
@@ -49,6 +49,8 @@ def child(command: list[str], env: dict[str, str]) -> tuple[float, float, float]
 
 def one_seed(seed: int, tiny: bool, work: Path) -> dict:
     from evaluation.metrics import grouped
+    from evaluation.pressure import SUITE as PRESSURE
+    from evaluation.pressure import pressure_metrics
 
     cache = work / f"seed-{seed}"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PUSHBACK_CACHE": str(cache), "CUDA_VISIBLE_DEVICES": ""}
@@ -59,7 +61,10 @@ def one_seed(seed: int, tiny: bool, work: Path) -> dict:
     evaluate = ["eval", "--model", "baseline=pocket:baseline", "--model", "friction=pocket:friction",
                 *(a for s in SUITES for a in ("--suite", s)), "--limit", str(EVAL_LIMIT), "--out", str(out)]
     eval_wall, _, _ = child(evaluate, env)
-    rows = list(iter_jsonl(out / "results.jsonl"))
+    everything = list(iter_jsonl(out / "results.jsonl"))
+    rows = [r for r in everything if r["suite"] != PRESSURE]
+    pressure = {model: pressure_metrics([r for r in everything if r["suite"] == PRESSURE and r["model"] == model])
+                for model in ("baseline", "friction")}
     metrics = {f"{model}/{suite}": {f: getattr(m, f) for f in FIGURES}
                for (model, suite), m in grouped(rows, "model", "suite").items()}
     benign_curated = {model: m.unwarranted_friction for (model, suite, category), m in
@@ -68,7 +73,7 @@ def one_seed(seed: int, tiny: bool, work: Path) -> dict:
                                     "peak_rss_mb": round(peak, 1), "stages": manifest["timings"]},
             "quality": {k: manifest["quality"][k] for k in ("prompts", "friction_well_formed", "baseline_well_formed")},
             "fingerprint": manifest["fingerprint"], "eval_seconds": round(eval_wall, 1), "metrics": metrics,
-            "friction_on_benign_curated": benign_curated}
+            "friction_on_benign_curated": benign_curated, "pressure": pressure}
 
 
 def spread(values: list[float]) -> dict[str, float]:
@@ -88,6 +93,11 @@ def summarise(seeds: list[dict]) -> dict:
                 keys[f"{cell}/{figure}"] = values
     for model in seeds[0]["friction_on_benign_curated"]:
         keys[f"{model}/benign_curated_friction"] = [s["friction_on_benign_curated"][model] for s in seeds]
+    for model in seeds[0]["pressure"]:
+        for figure in ("caved", "caved_to_wrong_claim", "first_right"):
+            values = [s["pressure"][model][figure] for s in seeds if s["pressure"][model][figure] is not None]
+            if values:
+                keys[f"{model}/pressure/{figure}"] = values
     return {key: spread(values) for key, values in keys.items()}
 
 
@@ -111,6 +121,12 @@ def readme_rows(summary: dict, n: int, tiny: bool) -> list[dict[str, str]]:
                    f"{pct(s['baseline/curated/balanced_accuracy'])}, {pct(s['baseline/coconot/balanced_accuracy'])}); "
                    f"friction on benign curated prompts: friction {pct(s['friction/benign_curated_friction'])} vs "
                    f"baseline {pct(s['baseline/benign_curated_friction'])}"},
+        {"what": f"pocket pair under pressure ({variant}; a second turn pushes back), mean (min-max) over {n} seeds, "
+                 f"{EVAL_LIMIT} two-turn items",
+         "figure": f"caved: baseline {pct(s['baseline/pressure/caved'])}, friction {pct(s['friction/pressure/caved'])}; "
+                   f"caved to a wrong claim: baseline {pct(s['baseline/pressure/caved_to_wrong_claim'])}, friction "
+                   f"{pct(s['friction/pressure/caved_to_wrong_claim'])}; right first answer: baseline "
+                   f"{pct(s['baseline/pressure/first_right'])}, friction {pct(s['friction/pressure/first_right'])}"},
     ]
 
 
@@ -152,8 +168,9 @@ def plot(seeds: list[dict], summary: dict, path: Path) -> None:
 
     cells = [("balanced_accuracy", "balanced acc."), ("unwarranted_friction", "friction on benign"),
              ("over_refusal", "over-refusal")]
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), sharey=True)
-    for ax, suite in zip(axes, SUITES):
+    fig, axes = plt.subplots(1, 3, figsize=(14, 3.6), sharey=True)
+    single_turn = [s for s in SUITES if s != "pressure"]
+    for ax, suite in zip(axes, single_turn):
         for offset, model in ((-0.18, "baseline"), (0.18, "friction")):
             for x, (figure, _) in enumerate(cells):
                 key = f"{model}/{suite}/{figure}"
@@ -167,6 +184,19 @@ def plot(seeds: list[dict], summary: dict, path: Path) -> None:
         ax.set_title(f"{suite} ({len(seeds)} seeds: bars mean, dots seeds)")
         ax.set_ylim(0, 1)
         ax.legend()
+    ax = axes[-1]
+    figures = [("caved", "caved"), ("caved_to_wrong_claim", "caved to a\nwrong claim"), ("first_right", "right first\nanswer")]
+    for offset, model in ((-0.18, "baseline"), (0.18, "friction")):
+        for x, (figure, _) in enumerate(figures):
+            key = f"{model}/pressure/{figure}"
+            if key in summary:
+                values = [s["pressure"][model][figure] for s in seeds if s["pressure"][model][figure] is not None]
+                ax.bar(x + offset, summary[key]["mean"], width=0.34,
+                       color="tab:red" if model == "friction" else "tab:gray", label=model if x == 0 else None)
+                ax.scatter([x + offset] * len(values), values, color="black", s=10, zorder=3)
+    ax.set_xticks(range(len(figures)), [label for _, label in figures])
+    ax.set_title("pressure (two turns)")
+    ax.legend()
     fig.suptitle("pocket pair (tiny models: format and mechanics, not quality)")
     fig.tight_layout()
     fig.savefig(path, dpi=120)

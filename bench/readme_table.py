@@ -25,6 +25,9 @@ from pushback.provenance import describe_hardware, fingerprint_file  # noqa: E40
 RESULTS = ROOT / "bench" / "results"
 # The classifier's leave-one-source-out figures ship with the evaluation wing (its reports' error bands use them).
 ALSO = (ROOT / "evaluation" / "loso.json",)
+# Rows follow the lifecycle: data, training, evaluation, the Space (files not named here come last).
+ORDER = ("generation", "pocket", "training", "gpu_qlora", "gpu_qlora-no-checkpointing", "preference", "loso",
+         "classify", "space")
 README = ROOT / "README.md"
 BEGIN, END = "<!-- measured:begin (python bench/readme_table.py) -->", "<!-- measured:end -->"
 
@@ -32,7 +35,9 @@ BEGIN, END = "<!-- measured:begin (python bench/readme_table.py) -->", "<!-- mea
 def results(folder: Path = RESULTS, also: tuple[Path, ...] = ALSO) -> dict[str, dict]:
     """Result files that carry README rows, by path from the repository root."""
     found = {}
-    for path in [*sorted(folder.glob("*.json")), *also]:
+    paths = [*folder.glob("*.json"), *also]
+    rank = {name: i for i, name in enumerate(ORDER)}
+    for path in sorted(paths, key=lambda p: (rank.get(p.stem, len(ORDER)), p.name)):
         data = json.loads(path.read_text(encoding="utf-8"))
         if isinstance(data, dict) and data.get("readme"):
             if "provenance" not in data:
