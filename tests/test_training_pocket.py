@@ -69,3 +69,13 @@ def test_the_build_is_deterministic_for_a_seed(pocket_cache: Path, tmp_path: Pat
         second = load_file(again.out / name / "model.safetensors")
         assert first.keys() == second.keys()
         assert all((first[k] == second[k]).all() for k in first), name
+
+
+def test_an_out_that_names_a_file_is_one_line_and_the_file_is_untouched(tmp_path: Path, capsys):
+    """Probe (issue 15): `pocket --out FILE` was a traceback."""
+    target = tmp_path / "notes.txt"
+    target.write_text("keep me\n")
+    assert cli(["pocket", "--tiny", "--out", str(target)]) == 1
+    error = capsys.readouterr().err.strip()
+    assert error.startswith(f"error: --out {target}") and "\n" not in error
+    assert target.read_text() == "keep me\n"

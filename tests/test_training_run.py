@@ -292,3 +292,11 @@ def test_one_line_errors_for_outputs_in_the_way(tmp_path, merged_dir, capsys):
     assert len(errors) == 3 and all(line.startswith("error: ") for line in errors), errors
     assert "a file is in the way" in errors[0] and "cannot write there" in errors[1]
     assert in_the_way.read_text() == "keep me"
+
+
+def test_ollama_export_into_a_read_only_folder_is_one_line(merged_dir, read_only_dir, capsys):
+    """Probe (issue 15): a read-only output folder was a traceback."""
+    assert cli(["export", "ollama", "--model", str(merged_dir), "--out", str(read_only_dir / "ollama")]) == 1
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("error:") and "\n" not in error and "Traceback" not in error
+    assert not any(read_only_dir.iterdir())
