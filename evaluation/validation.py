@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from evaluation.sources import SOURCES, TEST_SET, Example
+from evaluation.sources import SOURCES, TEST_SETS, Example
 from evaluation.xstest import COMPLIANCE, string_match
 from pushback.records import FRICTION_BEHAVIOURS
 
@@ -79,7 +79,7 @@ def _friction(label: str) -> str:
 def leave_one_source_out(settings: Any = None, sources: tuple[str, ...] = SOURCES,
                          progress: bool = False) -> list[Agreement]:
     """Fit on all sources but one, score that one; once per source."""
-    from evaluation.fit_learned import SETTINGS, fit, fitting_rows, predict, rows_of, scoring_rows
+    from evaluation.fitting import SETTINGS, fit, fitting_rows, predict, rows_of, scoring_rows
 
     results = []
     for held_out in sources:
