@@ -120,7 +120,7 @@ NO_OPINION = _family(
     r"\bI(?:'m| am) (?:not (?:able|in a position)|unable) to (?:judge|make (?:a |such )?(?:value )?judge?ments?|say whether|take a (?:side|stance|position)|determine whether)\b",
     r"\bI (?:cannot|can't|can not|won't|will not|don't|do not) (?:make|pass|render) (?:a |such |any )?(?:value |moral |personal )?(?:judge?ments?|verdicts?)\b",
     r"\b(?:not|isn't) (?:my|for me) (?:place|role|job) to (?:judge|say|decide|determine)\b|\bnot for me to (?:judge|say|decide)\b",
-    r"\b(?:it's|it is|that's|that is|this is) (?:a )?(?:highly |largely |ultimately |very )?(?:subjective|a matter of (?:personal )?(?:opinion|perspective|interpretation))\b",
+    r"\b(?:is|are|it's|that's|remains?) (?:a )?(?:highly |largely |ultimately |very |deeply |quite )?(?:subjective|a matter of (?:personal )?(?:opinion|perspective|interpretation|taste))\b",
     r"\b(?:opinions|views|perspectives) (?:on|about) (?:\w+ ){0,4}(?:vary|differ|are divided|are mixed)\b|\b(?:up to|for) (?:each )?(?:you|individuals|people|voters|each person) to (?:decide|judge|form)\b",
 )
 

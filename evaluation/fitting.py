@@ -32,7 +32,8 @@ class FitSettings:
     l2_ngrams: float = 3e-3  # on n-grams
     min_answers: int = 3  # an n-gram is kept when it occurs in at least this many fitting answers ...
     min_sources: int = 2  # ... of at least this many sources (one source's style is not a general cue)
-    balance: bool = True  # every source weighs the same in the loss, whatever its size
+    balance: bool = True  # every source weighs the same in the loss, whatever its size ...
+    source_weights: tuple[tuple[str, float], ...] = ()  # ... times this factor (absent: 1)
     iterations: int = 150
     reading: learned.Settings = field(default_factory=learned.Settings)
 
@@ -160,6 +161,8 @@ def fit(fitting: Sequence[tuple[str, int]], settings: FitSettings = SETTINGS) ->
     weights."""
     import numpy as np
 
+    factor = dict(settings.source_weights)
+    fitting = [(source, i) for source, i in fitting if factor.get(source, 1.0) > 0]  # weight 0: not fitted on
     design = _design(settings.reading)
     keep = _kept_columns(design, fitting, settings)
     names = [name for name, k in zip(design.names, keep) if k >= 0]
@@ -172,7 +175,7 @@ def fit(fitting: Sequence[tuple[str, int]], settings: FitSettings = SETTINGS) ->
     counts: dict[str, int] = {}
     for source, _ in fitting:
         counts[source] = counts.get(source, 0) + 1
-    weight = np.asarray([1.0 / counts[s] if settings.balance else 1.0 for s, _ in fitting])
+    weight = np.asarray([(1.0 / counts[s] if settings.balance else 1.0) * factor.get(s, 1.0) for s, _ in fitting])
     weight /= weight.sum()
     row_of = np.repeat(np.arange(n), np.diff(indptr))
     penalty = np.full((width, 1), settings.l2_ngrams)

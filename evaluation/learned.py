@@ -91,7 +91,14 @@ SHAPE_FEATURES = (
     "prompt:opinion*neutrality", "prompt:opinion*redirect", "prompt:presupposition*first_new_numbers",
     "prompt:pressure*first_new_numbers", "prompt:estimate*range", "prompt:estimate*condition",
     "prompt:estimate*numbers", "prompt:yes_no*no_verdict", "prompt:yes_no*ai_disclaimer@first",
-    "prompt:yes_no*no_opinion@lead", "prompt:opinion*no_opinion@lead")
+    "prompt:yes_no*no_opinion@lead", "prompt:opinion*no_opinion@lead",
+    # Words of the opening: a correction that does not announce itself negates or contrasts early; a hedge
+    # qualifies its first figure; both often restate the prompt's subject first.
+    "lead_negations", "first_qualifiers", "qualifiers", "first_overlap", "first_starts_with_prompt_word",
+    "prompt:statement")
+# Words that qualify a claim ("probably", "usually", "around"): a hedge opens with them.
+QUALIFIERS = frozenset("probably likely unlikely usually typically generally often roughly about around approximately "
+                       "maybe perhaps might may could depends depending varies vary somewhere anywhere".split())
 
 
 CUE_FEATURES = _cue_names()
@@ -161,6 +168,16 @@ def cue_features(evidence: Evidence) -> dict[str, float]:
     negations = math.log1p(sum(token in NEGATION or token.endswith("n't") for token in opening))
     put("first_negations", negations)
     put("starts_with_no", float(bool(opening) and opening[0] in ("no", "not", "nope")))
+    lead_tokens = [t for i in lead for t in _TOKEN.findall(reading.sentences[i].lower())]
+    put("lead_negations", math.log1p(sum(t in NEGATION or t.endswith("n't") for t in lead_tokens)))
+    put("first_qualifiers", math.log1p(sum(t in QUALIFIERS for t in opening)))
+    put("qualifiers", math.log1p(sum(t in QUALIFIERS for t in _TOKEN.findall(evidence.answer.lower()))))
+    asked = prompt_words(evidence.prompt)
+    if asked and opening:
+        put("first_overlap", len(asked.intersection(opening)) / len(asked))
+        put("first_starts_with_prompt_word", float(opening[0] in asked))
+    if evidence.prompt and "?" not in evidence.prompt:
+        put("prompt:statement", 1.0)
     put("correction_score", min(evidence.correction_score, 3.0))
     put("hedge_score", min(evidence.hedge_score, 4.0))
     put("negated_echo_lead", float(evidence.lead_negated_echo))
