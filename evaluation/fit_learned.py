@@ -16,15 +16,16 @@ from dataclasses import asdict, replace
 from typing import Any
 
 from evaluation import learned
-from evaluation.fitting import SETTINGS, FitSettings, fit, fitting_rows
+from evaluation.fitting import SETTINGS, FitSettings, fit, fitted_sources, fitting_rows
 from evaluation.sources import SOURCES
 
 
 def refit(settings: FitSettings = SETTINGS) -> tuple[dict[str, Any], learned.Model]:
-    """The weights file's content refitted on every source, and the model itself."""
-    fitting = fitting_rows(SOURCES)
+    """The weights file's content refitted on every source it learns from, and the model itself."""
+    sources = fitted_sources(SOURCES, settings)
+    fitting = fitting_rows(sources)
     model = fit(fitting, settings)
-    about = {"fitted_on": f"{len(fitting)} labelled answers of {', '.join(SOURCES)} (curated: train split only)",
+    about = {"fitted_on": f"{len(fitting)} labelled answers of {', '.join(sources)}",
              "fit": {k: v for k, v in asdict(settings).items() if k != "reading"},
              "refit": "python -m evaluation.fit_learned --fit"}
     saved = learned.model_to_dict(model, about)
@@ -51,11 +52,14 @@ def _grid() -> list[FitSettings]:
     what each scored)."""
     base = SETTINGS
     return [base,
-            replace(base, l2=1e-2, l2_ngrams=1e-2), replace(base, l2_ngrams=3e-2),
-            replace(base, min_answers=10), replace(base, min_sources=3), replace(base, balance=False),
+            replace(base, source_weights=()),  # the curated set fitted on too
+            replace(base, source_weights=(("curated", 0.25),)),
+            replace(base, l2=1e-2, l2_ngrams=1e-2), replace(base, l2=1e-3, l2_ngrams=1e-3),
+            replace(base, min_sources=3),
             replace(base, min_answers=10 ** 9),  # no n-grams: the cue features alone
             replace(base, reading=replace(base.reading, rules_decline=False)),
-            replace(base, reading=replace(base.reading, mask_prompt=False))]
+            replace(base, reading=replace(base.reading, whole=False)),
+            replace(base, reading=replace(base.reading, opening_tokens=12))]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -268,16 +268,29 @@ def test_n_grams_do_not_see_the_prompt_s_own_words():
 def test_a_fit_is_deterministic_and_survives_saving(monkeypatch):
     from dataclasses import replace
 
-    from evaluation import fit_learned, learned
+    from evaluation import fit_learned, fitting, learned
 
-    rows = fit_learned.fitting_rows(["five_labels_dev"])
-    settings = replace(fit_learned.SETTINGS, iterations=15, min_sources=1)
-    first, second = fit_learned.fit(rows, settings), fit_learned.fit(rows, settings)
+    rows = fitting.fitting_rows(["five_labels_dev"])
+    settings = replace(fitting.SETTINGS, iterations=15, min_sources=1)
+    first, second = fitting.fit(rows, settings), fitting.fit(rows, settings)
     assert first.index == second.index and (first.weights == second.weights).all()
     again = learned.model_from_dict(learned.model_to_dict(first, {}))
     assert fit_learned.differences(again, learned.model_from_dict(learned.model_to_dict(second, {}))) == []
-    evidence = fit_learned.rows_of("five_labels_dev")[0].evidence
+    evidence = fitting.rows_of("five_labels_dev")[0].evidence
     assert first.predict(evidence) == again.predict(evidence)
+
+
+def test_a_source_weighted_zero_is_scored_but_not_fitted_on():
+    from dataclasses import replace
+
+    from evaluation import fitting
+
+    settings = replace(fitting.SETTINGS, iterations=5, min_sources=1, source_weights=(("five_labels_dev2", 0.0),))
+    alone = fitting.fit(fitting.fitting_rows(["five_labels_dev"]), settings)
+    both = fitting.fit(fitting.fitting_rows(["five_labels_dev", "five_labels_dev2"]), settings)
+    assert alone.index == both.index and (alone.weights == both.weights).all()
+    assert fitting.fitted_sources(["five_labels_dev", "five_labels_dev2"], settings) == ["five_labels_dev"]
+    assert "curated" not in fitting.fitted_sources(fitting.SOURCES)  # the shipped choice (evaluation/README.md)
 
 
 def test_the_shipped_weights_load_and_name_their_settings():
@@ -350,9 +363,9 @@ def test_validate_prints_every_source_with_string_match_beside(monkeypatch, caps
     """The table's machinery on two sources with a short fit (the real run: `pushback classify --validate`)."""
     from dataclasses import replace
 
-    from evaluation import fit_learned, validation
+    from evaluation import fitting, validation
 
-    settings = replace(fit_learned.SETTINGS, iterations=10, min_sources=1)
+    settings = replace(fitting.SETTINGS, iterations=10, min_sources=1)
     results = validation.leave_one_source_out(settings, sources=("xstest_gpt4", "five_labels_dev"))
     table = validation.format_table(results)
     assert "| xstest_gpt4 | 450 |" in table and "| five_labels_dev | 250 |" in table
