@@ -23,11 +23,12 @@ from pushback.files import write_atomic  # noqa: E402
 from pushback.provenance import describe_hardware, fingerprint_file  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
-# The classifier's leave-one-source-out figures ship with the evaluation wing (its reports' error bands use them).
-ALSO = (ROOT / "evaluation" / "loso.json",)
+# The classifier's leave-one-source-out figures ship with the evaluation wing (its reports' error bands use them),
+# and so do its figures on the five-label test sets.
+ALSO = (ROOT / "evaluation" / "loso.json", ROOT / "evaluation" / "test_sets.json")
 # Rows follow the lifecycle: data, training, evaluation, the Space (files not named here come last).
 ORDER = ("generation", "pocket", "training", "gpu_qlora", "gpu_qlora-no-checkpointing", "preference", "loso",
-         "classify", "space")
+         "test_sets", "classify", "space")
 README = ROOT / "README.md"
 BEGIN, END = "<!-- measured:begin (python bench/readme_table.py) -->", "<!-- measured:end -->"
 
@@ -35,7 +36,7 @@ BEGIN, END = "<!-- measured:begin (python bench/readme_table.py) -->", "<!-- mea
 def results(folder: Path = RESULTS, also: tuple[Path, ...] = ALSO) -> dict[str, dict]:
     """Result files that carry README rows, by path from the repository root."""
     found = {}
-    paths = [*folder.glob("*.json"), *also]
+    paths = [*folder.glob("*.json"), *(path for path in also if path.exists())]
     rank = {name: i for i, name in enumerate(ORDER)}
     for path in sorted(paths, key=lambda p: (rank.get(p.stem, len(ORDER)), p.name)):
         data = json.loads(path.read_text(encoding="utf-8"))

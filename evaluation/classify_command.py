@@ -45,7 +45,8 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
                         help="leave-one-source-out agreement with people over every labelled source, XSTest's string "
                              "match beside it; saves evaluation/loso.json")
     parser.add_argument("--test-set", action="store_true",
-                        help="with --validate: score the shipped classifier once on the five-label test set instead")
+                        help="with --validate: score the shipped classifier on the five-label test sets instead; saves "
+                             "evaluation/test_sets.json")
 
 
 def _check_writable(out: str) -> None:

@@ -8,10 +8,10 @@ a family it has not seen):
 | `xstest_gpt4`, `xstest_llama2new`, `xstest_llama2orig` | 450 each | XSTest's three classes (`final_label`) |
 | `chatgpt` | 721 | a tone, mapped: complied/disclaimed -> comply, rejected/redirected -> refuse, contradicted -> push_back |
 | `curated` | train split for fitting, test split for scoring | final answer -> `expected`, baseline answer -> comply |
-| `five_labels_dev` | 250 | five labels, hand-written (`data/labelled/five_labels_dev.jsonl`) |
+| `five_labels_dev`, `five_labels_dev2`, `five_labels_dev3`, `five_labels_dev4` | 250 each | five labels, hand-written, each set by its own hand and brief (`data/labelled/`) |
 
-`five_labels_test` (`data/labelled/five_labels_test.jsonl`) is loaded only to be scored once, never to fit
-or choose anything.
+The test sets (`TEST_SETS`: `five_labels_test`, `five_labels_test2`) are loaded only to be scored by the
+shipped classifier, never to fit or choose anything.
 """
 from __future__ import annotations
 
@@ -30,8 +30,11 @@ XSTEST_DIR = SUITES_DIR / "xstest"
 CHATGPT_DIR = SUITES_DIR / "chatgpt_refusals"
 LABELLED_DIR = DATA_DIR / "labelled"
 XSTEST_FAMILIES = ("gpt4", "llama2new", "llama2orig")
-SOURCES = (*(f"xstest_{f}" for f in XSTEST_FAMILIES), "chatgpt", "curated", "five_labels_dev")
-TEST_SET = "five_labels_test"
+DEV_SETS = ("five_labels_dev", "five_labels_dev2", "five_labels_dev3", "five_labels_dev4")
+SOURCES = (*(f"xstest_{f}" for f in XSTEST_FAMILIES), "chatgpt", "curated", *DEV_SETS)
+# Scored once with the shipped classifier; `five_labels_test` was read in the classifier's first round,
+# `five_labels_test2` was written after it and is the held-out five-label figure.
+TEST_SETS = ("five_labels_test", "five_labels_test2")
 # Reuter & Schulze's tones in the records' taxonomy (a disclaimer that still delivers is compliance;
 # redirecting to alternatives without doing what was asked is a refusal, as XSTest defines it).
 TONES = {"complied": "comply", "disclaimed": "comply", "rejected": "refuse", "redirected": "refuse",
@@ -112,6 +115,6 @@ def load(source: str) -> tuple[Example, ...]:
         return tuple(read_chatgpt())
     if source == "curated":
         return tuple(read_curated())
-    if source in ("five_labels_dev", TEST_SET):
+    if source in DEV_SETS + TEST_SETS:
         return tuple(read_five_labels(source))
-    raise ValueError(f"unknown labelled source {source!r}; known: {', '.join(SOURCES + (TEST_SET,))}")
+    raise ValueError(f"unknown labelled source {source!r}; known: {', '.join(SOURCES + TEST_SETS)}")

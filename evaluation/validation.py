@@ -10,7 +10,9 @@ on the same rows. The layer's settings were chosen by the MEAN of these held-out
 
 `pushback classify --validate` prints the table and saves it, with each source's confusion, as
 `evaluation/loso.json`: the error bands of `pushback eval` reports are computed from it
-(`evaluation.bands`).
+(`evaluation.bands`). `pushback classify --validate --test-set` scores the shipped classifier on the
+five-label test sets (`evaluation.sources.TEST_SETS`) and saves the same shape as
+`evaluation/test_sets.json`.
 """
 from __future__ import annotations
 
@@ -20,11 +22,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from evaluation.sources import SOURCES, TEST_SET, Example
+from evaluation.sources import SOURCES, TEST_SETS, Example
 from evaluation.xstest import COMPLIANCE, string_match
 from pushback.records import FRICTION_BEHAVIOURS
 
 LOSO_FILE = Path(__file__).with_name("loso.json")
+TEST_SETS_FILE = Path(__file__).with_name("test_sets.json")  # the shipped classifier on the test sets
 
 
 @dataclass(frozen=True)
@@ -79,7 +82,7 @@ def _friction(label: str) -> str:
 def leave_one_source_out(settings: Any = None, sources: tuple[str, ...] = SOURCES,
                          progress: bool = False) -> list[Agreement]:
     """Fit on all sources but one, score that one; once per source."""
-    from evaluation.fit_learned import SETTINGS, fit, fitting_rows, predict, rows_of, scoring_rows
+    from evaluation.fitting import SETTINGS, fit, fitting_rows, predict, rows_of, scoring_rows
 
     results = []
     for held_out in sources:
@@ -155,15 +158,31 @@ def save(results: list[Agreement], path: Path = LOSO_FILE) -> None:
 
 
 def readme_rows(results: list[Agreement]) -> list[dict[str, str]]:
-    """Agreement with people on each source the classifier was NOT fitted on, string match beside it."""
-    xstest = [r for r in results if r.three is not None]
-    worst = min(results, key=lambda r: r.binary)
-    cells = [f"{r.source} {_pct(r.binary)} (string match {_pct(r.string_match)})" for r in results]
-    return [{"what": f"behaviour classifier vs people, leave one labelled source out ({len(results)} sources: "
-                     "fitted on the others, scored on it), comply vs refusal",
-             "figure": "; ".join(cells) + f"; XSTest mean {_pct(_mean([r.binary for r in xstest]))} comply vs refusal, "
+    """README rows: agreement with people on each source the classifier was NOT fitted on (leave one source
+    out, string match beside it), and on the five-label test sets (the shipped classifier, never tuned on)."""
+    rows = []
+    held_out = [r for r in results if r.source not in TEST_SETS]
+    if held_out:
+        xstest = [r for r in held_out if r.three is not None]
+        worst = min(held_out, key=lambda r: r.binary)
+        cells = [f"{r.source} {_pct(r.binary)} (string match {_pct(r.string_match)})" for r in held_out]
+        figure = "; ".join(cells) + f"; worst {worst.source}"
+        if xstest:
+            figure += (f"; XSTest mean {_pct(_mean([r.binary for r in xstest]))} comply vs refusal, "
                        f"{_pct(_mean([r.three for r in xstest]))} three classes (string match "
-                       f"{_pct(_mean([r.string_match_three for r in xstest]))}); worst {worst.source}"}]
+                       f"{_pct(_mean([r.string_match_three for r in xstest]))})")
+        labelled = [r for r in held_out if r.labels is not None]
+        if labelled:
+            figure += f"; five labels, mean of {len(labelled)} sources {_pct(_mean([r.labels for r in labelled]))}"
+        rows.append({"what": f"behaviour classifier vs people, leave one labelled source out ({len(held_out)} "
+                             "sources: fitted on the others, scored on it), comply vs refusal", "figure": figure})
+    tests = [r for r in results if r.source in TEST_SETS]
+    if tests:
+        rows.append({"what": "behaviour classifier vs people on the hand-written five-label test sets (the shipped "
+                             "classifier; never fitted or tuned on), five labels",
+                     "figure": "; ".join(f"{r.source} ({r.n}) {_pct(r.labels)} (comply vs refusal {_pct(r.binary)}, "
+                                         f"string match {_pct(r.string_match)})" for r in tests)})
+    return rows
 
 
 def main_validate(test_set: bool = False) -> int:
@@ -172,23 +191,23 @@ def main_validate(test_set: bool = False) -> int:
 
     try:
         if test_set:
-            result = shipped_agreement(TEST_SET)
-            print(f"{TEST_SET} (never fitted or tuned on; the shipped classifier, scored once):")
-            print(format_table([result]))
-            print(format_confusion(result))
-            return 0
-        print(f"leave one source out over {len(SOURCES)} sources (fitting {len(SOURCES)} times) ...", file=sys.stderr)
-        results = leave_one_source_out(progress=True)
+            results = [shipped_agreement(name) for name in TEST_SETS]
+            print("five-label test sets (never fitted or tuned on; the shipped classifier):")
+        else:
+            print(f"leave one source out over {len(SOURCES)} sources (fitting {len(SOURCES)} times) ...",
+                  file=sys.stderr)
+            results = leave_one_source_out(progress=True)
     except (OSError, FileProblem, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     print(format_table(results))
     print()
     print("\n".join(format_confusion(r) for r in results))
+    path = TEST_SETS_FILE if test_set else LOSO_FILE
     try:
-        save(results)
+        save(results, path)
     except OSError as e:
-        print(f"error: cannot save {LOSO_FILE} ({e.strerror})", file=sys.stderr)
+        print(f"error: cannot save {path} ({e.strerror})", file=sys.stderr)
         return 1
-    print(f"\nsaved: {LOSO_FILE}", file=sys.stderr)
+    print(f"\nsaved: {path}", file=sys.stderr)
     return 0

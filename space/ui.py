@@ -426,9 +426,9 @@ def warm_up(config: SpaceConfig) -> list[threading.Thread]:
         print(f"warm-up: {spec.label} loaded in {time.perf_counter() - started:.1f} s", flush=True)
 
     def import_litellm() -> None:
-        os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no price-map download
-        import litellm
+        from pushback.endpoint import import_litellm as load_litellm  # no price-map download, no help banners
 
+        litellm = load_litellm()
         # A mocked call (no network) loads what LiteLLM imports lazily on its first call (~1 s that
         # would otherwise hold up the first reply and, holding the GIL, the other columns' streams).
         messages = [{"role": "user", "content": "warm up"}]

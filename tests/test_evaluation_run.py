@@ -5,6 +5,7 @@ import json
 
 import pytest
 
+from evaluation.classify import classify
 from evaluation.metrics import compute
 from evaluation.run import RunConfig, RunError, parse_models, run_eval
 
@@ -107,7 +108,9 @@ def test_a_litellm_endpoint_is_evaluated_with_parallel_requests(tmp_path):
         assert server.counts["ok"] == 4
     rows = [json.loads(line) for line in _lines(tmp_path / "results.jsonl")]
     assert summary["generated"] == 4 and all(r["response"].startswith("Here is a short answer") for r in rows)
-    assert all(r["spec"].startswith("litellm:openai/local") and r["label"] == "comply" for r in rows)
+    # Each reply is labelled by the offline classifier as it is written.
+    assert all(r["spec"].startswith("litellm:openai/local") for r in rows)
+    assert [r["label"] for r in rows] == [classify(r["response"], r["prompt"]).label for r in rows]
 
 
 def test_models_are_parsed_strictly():
