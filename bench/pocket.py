@@ -8,6 +8,8 @@ fresh interpreter, as a user runs `pushback pocket`), so its peak memory is its 
 
     python bench/pocket.py                    # seeds 0 1 2, full pair (about 5 minutes of CPU a seed)
     python bench/pocket.py --seeds 0 --tiny   # the seconds-long variant the tests use
+    python bench/pocket.py --keep .pocket-bench   # keep the builds and replies: run it again after the
+                                                  # classifier changed and only the labelling is redone
 """
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -47,7 +50,17 @@ def child(command: list[str], env: dict[str, str]) -> tuple[float, float, float]
     return time.perf_counter() - start, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
 
 
-def one_seed(seed: int, tiny: bool, work: Path) -> dict:
+def measured_once(path: Path, plan: str, measure: Callable[[], tuple] | tuple) -> tuple:
+    """The figures of the first run for this plan: kept in `path` (under --keep), so a later run that reuses
+    the builds and replies reports how long they took to make, not how long it took to find them."""
+    if path.exists() and json.loads(path.read_text())["plan"] == plan:
+        return tuple(json.loads(path.read_text())["measured"])
+    measured = measure() if callable(measure) else measure
+    write_json(path, {"plan": plan, "measured": measured})
+    return measured
+
+
+def one_seed(seed: int, tiny: bool, work: Path, plan: str) -> dict:
     from evaluation.metrics import grouped
     from evaluation.pressure import SUITE as PRESSURE
     from evaluation.pressure import pressure_metrics
@@ -55,12 +68,14 @@ def one_seed(seed: int, tiny: bool, work: Path) -> dict:
     cache = work / f"seed-{seed}"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PUSHBACK_CACHE": str(cache), "CUDA_VISIBLE_DEVICES": ""}
     build = ["pocket", "--seed", str(seed), "--force"] + (["--tiny"] if tiny else [])
-    wall, cpu, peak = child(build, env)
+    wall, cpu, peak = measured_once(cache / "build-measured.json", plan, lambda: child(build, env))
     manifest = json.loads((cache / "pocket" / "pocket.json").read_text())
     out = work / f"eval-{seed}"
     evaluate = ["eval", "--model", "baseline=pocket:baseline", "--model", "friction=pocket:friction",
                 *(a for s in SUITES for a in ("--suite", s)), "--limit", str(EVAL_LIMIT), "--out", str(out)]
-    eval_wall, _, _ = child(evaluate, env)
+    # Replies kept from an earlier run are reused and labelled again by the current classifier.
+    eval_wall = child(evaluate, env)[0]
+    eval_wall = measured_once(out / "eval-measured.json", plan, (eval_wall, 0.0, 0.0))[0]
     everything = list(iter_jsonl(out / "results.jsonl"))
     rows = [r for r in everything if r["suite"] != PRESSURE]
     pressure = {model: pressure_metrics([r for r in everything if r["suite"] == PRESSURE and r["model"] == model])
@@ -134,21 +149,25 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--tiny", action="store_true", help="the seconds-long test variant")
+    parser.add_argument("--keep", type=Path, metavar="DIR",
+                        help="keep builds and replies in DIR; a later run reuses them and only labels again")
     args = parser.parse_args()
     from tqdm import tqdm
 
     from training.pocket import plan_fingerprint
 
+    plan = plan_fingerprint(args.tiny)
     seeds = []
-    with tempfile.TemporaryDirectory() as work:
+    with tempfile.TemporaryDirectory() as scratch:
+        work = args.keep or Path(scratch)
         for seed in tqdm(args.seeds, desc="pocket seeds", unit="seed", file=sys.stderr):
-            seeds.append(one_seed(seed, args.tiny, Path(work)))
+            seeds.append(one_seed(seed, args.tiny, work, plan))
             print(json.dumps({k: seeds[-1][k] for k in ("seed", "build", "quality")}), file=sys.stderr)
     summary = summarise(seeds)
     name = "pocket-tiny" if args.tiny else "pocket"
     result = {"variant": "tiny" if args.tiny else "full", "seeds": seeds, "summary": summary,
               "readme": readme_rows(summary, len(seeds), args.tiny),
-              "provenance": provenance({"training.pocket:plan_fingerprint": plan_fingerprint(args.tiny),
+              "provenance": provenance({"training.pocket:plan_fingerprint": plan,
                                         "file:evaluation/learned_weights.json":
                                             fingerprint_file(ROOT / "evaluation" / "learned_weights.json")})}
     RESULTS.mkdir(parents=True, exist_ok=True)

@@ -2,11 +2,14 @@
 
 Steps: parse the run (models, suites, settings) -> draw the prompts -> for each model, generate the
 prompts not yet in `results.jsonl` in batches, classify each response and append it at once (an
-interrupted run resumes where it stopped) -> report on exactly this run's models and prompts.
+interrupted run resumes where it stopped; the responses it reuses are labelled again by the current
+classifier, so one report never mixes two versions of the instrument) -> report on exactly this run's
+models and prompts.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import sys
@@ -21,7 +24,7 @@ from evaluation.classify import classify
 from evaluation.pressure import SUITE as PRESSURE
 from evaluation.pressure import load_items, run_items
 from evaluation.suites import SuitePrompt, load_suite, suite_names
-from pushback.files import FileProblem, append_jsonl, numbered_objects
+from pushback.files import FileProblem, append_jsonl, numbered_objects, write_atomic
 from pushback.specs import SpecError, parse_spec
 from pushback.thinking import split_thinking
 
@@ -112,15 +115,38 @@ def read_done(path: Path, settings: dict[str, Any]) -> dict[tuple[str, str, str,
     return done
 
 
+def _labels(response: str, prompt: str) -> dict[str, Any]:
+    verdict = classify(response, prompt)
+    return {"label": verdict.label, "xstest_label": verdict.xstest_label, "plan": verdict.plan,
+            "well_formed": verdict.well_formed}
+
+
+def relabelled(row: dict[str, Any]) -> dict[str, Any]:
+    """A reused row with the current classifier's labels (pressure rows are read by their own rule)."""
+    return row if row["suite"] == PRESSURE else {**row, **_labels(row["response"], row["prompt"])}
+
+
+def relabel(path: Path, settings: dict[str, Any]) -> dict[tuple[str, str, str, str], dict[str, Any]]:
+    """`read_done` with the current classifier's labels; the file is rewritten (atomically) if any changed."""
+    done = read_done(path, settings)
+    fresh = {key: relabelled(row) for key, row in done.items()}
+    if fresh != done:
+        lines = []
+        with open(path, "rb") as f:
+            for _, row in numbered_objects(f, path):
+                same_run = row.get("settings") == settings and _key(row) in fresh
+                lines.append(json.dumps(fresh[_key(row)] if same_run else row, ensure_ascii=False))
+        write_atomic(path, "".join(line + "\n" for line in lines))
+    return fresh
+
+
 def _classified_row(model: str, spec: str, suite: str, prompt: SuitePrompt, response: str, backend: Any,
                     settings: dict[str, Any], seconds: float) -> dict[str, Any]:
-    verdict = classify(response, prompt.prompt)
     answer = split_thinking(response).answer
     return {
         "model": model, "spec": spec, "suite": suite, "id": prompt.id, "category": prompt.category,
         "subcategory": prompt.subcategory, "warranted": prompt.warranted, "expected": prompt.expected,
-        "prompt": prompt.prompt, "response": response, "answer": answer, "label": verdict.label,
-        "xstest_label": verdict.xstest_label, "plan": verdict.plan, "well_formed": verdict.well_formed,
+        "prompt": prompt.prompt, "response": response, "answer": answer, **_labels(response, prompt.prompt),
         "response_tokens": backend.count_tokens(response), "answer_tokens": backend.count_tokens(answer),
         "seconds": round(seconds, 3), "settings": settings,
     }
@@ -149,7 +175,7 @@ def run_eval(config: RunConfig) -> dict[str, Any]:
         config.out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise RunError(f"--out {config.out}: cannot create the folder ({e.strerror})") from None
-    done = read_done(results, config.settings)
+    done = relabel(results, config.settings)
     params = GenerationParams(max_new_tokens=config.max_new_tokens, temperature=0.0, seed=config.seed)
     generated = 0
     for model, spec in config.models:

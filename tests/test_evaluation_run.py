@@ -202,3 +202,19 @@ def test_acceptance_run_on_the_pocket_pair(pocket_cache, tmp_path):
     assert (out / "report.md").exists() and (out / "plot.png").exists()
     rows = [json.loads(line) for line in _lines(out / "results.jsonl")]
     assert {r["model"] for r in rows} == {"baseline", "friction"} and len(rows) == 16
+
+
+def test_a_resumed_run_labels_reused_responses_with_the_current_classifier(finished_run, tmp_path):
+    """Responses written under an older classifier are labelled again; lines of other settings stay as they were."""
+    config, _ = finished_run
+    out = tmp_path / "older"
+    out.mkdir()
+    rows = [json.loads(line) for line in _lines(config.out / "results.jsonl")]
+    stale = [{**row, "label": "hedge" if row["label"] != "hedge" else "clarify"} for row in rows]
+    other = {**rows[0], "settings": {**rows[0]["settings"], "max_new_tokens": 99}, "label": "stale"}
+    (out / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in [*stale, other]), encoding="utf-8")
+    resumed = run_eval(RunConfig(**{**config.__dict__, "out": out}))
+    assert (resumed["generated"], resumed["reused"]) == (0, 12)
+    written = [json.loads(line) for line in _lines(out / "results.jsonl")]
+    assert [r["label"] for r in written[:-1]] == [classify(r["response"], r["prompt"]).label for r in rows]
+    assert written[-1] == other
