@@ -13,6 +13,9 @@ test split is also the evaluation suite.
 
     PUSHBACK_CACHE=/tmp/mine python bench/preference.py             # writes bench/results/preference.{json,png,md}
     python bench/preference.py --limit 20 --work runs/preference     # fewer prompts; keep the adapters
+    python bench/preference.py --work .preference-bench   # again later: the kept adapters and replies are
+                                                          # reused (same recipes and plan); only the labelling
+                                                          # is redone by the current classifier
 """
 from __future__ import annotations
 
@@ -45,15 +48,23 @@ METRICS = ("warranted_friction", "unwarranted_friction", "over_refusal", "balanc
            "well_formed")
 
 
-def train(recipe: str, out: Path, extra: list[str]) -> dict:
-    started = time.perf_counter()
+def train(recipe: str, out: Path, extra: list[str], plan: str) -> dict:
+    """`pushback train`, or the adapter a kept --work folder already holds for this recipe, plan and settings."""
     args = ["train", "--recipe", recipe, "--output", str(out)]
     for item in [*MEASURE_ONLY, *extra]:
         args += ["--set", item]
-    if cli(args) != 0:
-        raise SystemExit(f"pushback {' '.join(args)} failed")
+    made_by = {"recipe": fingerprint_file(RECIPES / f"{recipe}.yaml"), "plan": plan, "args": args}
+    stamp = out / "bench-made-by.json"
+    kept = json.loads(stamp.read_text()) if stamp.exists() and (out / "metrics.json").exists() else {}
+    if kept.get("made_by") != made_by:
+        started = time.perf_counter()
+        if cli(args) != 0:
+            raise SystemExit(f"pushback {' '.join(args)} failed")
+        kept = {"made_by": made_by, "seconds": round(time.perf_counter() - started, 1)}
+        write_atomic(stamp, json.dumps(kept))
     metrics = json.loads((out / "metrics.json").read_text())
-    return {"recipe": recipe, "steps": metrics["global_step"], "seconds": round(time.perf_counter() - started, 1),
+    seconds = kept["seconds"]
+    return {"recipe": recipe, "steps": metrics["global_step"], "seconds": seconds,
             "train_seconds": metrics["train_seconds"], "tokens_per_second": metrics["tokens_per_second"],
             "beta": metrics["preference"]["beta"], "pairs": metrics["preference"]["pairs"],
             "rewards": metrics["preference"]["rewards"], "first_logged_loss": metrics["first_logged_loss"],
@@ -144,9 +155,9 @@ def main() -> int:
     seed = [f"training.seed={args.seed}"]
     try:
         print("1/3 SFT then DPO (pocket-dpo)", flush=True)
-        dpo = train("pocket-dpo", work / "sft_dpo", seed)
+        dpo = train("pocket-dpo", work / "sft_dpo", seed, plan_fingerprint())
         print("2/3 ORPO from the base (pocket-orpo)", flush=True)
-        orpo = train("pocket-orpo", work / "orpo", seed)
+        orpo = train("pocket-orpo", work / "orpo", seed, plan_fingerprint())
         models = {"sft": "pocket:friction", "sft_dpo": f"{pocket / 'friction'}+{work / 'sft_dpo'}",
                   "orpo": f"{pocket / 'baseline'}+{work / 'orpo'}", "baseline": "pocket:baseline"}
         print("3/3 pushback eval", flush=True)
