@@ -115,20 +115,32 @@ def table(report: dict) -> str:
 
 
 def readme_rows(report: dict) -> list[dict[str, str]]:
-    """SFT, SFT then DPO and ORPO side by side: friction where warranted and on benign prompts, and DPO's margin."""
-    curated, contrast = report["suites"]["curated"], report["suites"]["coconot_contrast"]
+    """Per suite, SFT / SFT then DPO / ORPO / the baseline side by side; then what the preference runs learned."""
 
     def pct(value: float | None) -> str:
         return "-" if value is None else f"{value:.0%}"
 
-    cells = [f"{name}: friction where warranted {pct(curated[name]['warranted_friction'])}, on benign prompts "
-             f"{pct(curated[name]['unwarranted_friction'])} (curated) / {pct(contrast[name]['unwarranted_friction'])} "
-             f"(CoCoNot contrast)" for name in ("sft", "sft_dpo", "orpo")]
-    dpo = report["training"]["sft_dpo"].get("rewards", {}).get("eval", {})
-    margin = f"; DPO's held-out reward margin {dpo['rewards/margins']:.2f}" if "rewards/margins" in dpo else ""
-    return [{"what": f"preference tuning at pocket scale, one seed ({report['settings']['limit']} prompts a suite; "
-                     "tiny models: mechanics, not quality)",
-             "figure": "; ".join(cells) + margin}]
+    shown = {"curated": ("warranted_friction", "unwarranted_friction", "expected_behaviour", "well_formed"),
+             "coconot_contrast": ("unwarranted_friction", "over_refusal", "expected_behaviour", "well_formed")}
+    names = {"warranted_friction": "friction where warranted", "unwarranted_friction": "friction on benign prompts",
+             "over_refusal": "over-refusal", "expected_behaviour": "expected behaviour",
+             "well_formed": "well-formed monologue"}
+    models = list(report["models"])
+    rows = []
+    for suite, figures in shown.items():
+        by_model = report["suites"][suite]
+        rows.append({"what": f"preference tuning at pocket scale, {suite} ({by_model[models[0]]['n']} prompts), "
+                             f"one seed (tiny models: mechanics, not quality); {' / '.join(models)}",
+                     "figure": "; ".join(f"{names[f]} " + " / ".join(pct(by_model[m][f]) for m in models)
+                                         for f in figures)})
+    learned = []
+    for model in ("sft_dpo", "orpo"):
+        final = report["training"][model].get("rewards", {}).get("eval", {})
+        if "rewards/margins" in final:
+            learned.append(f"{model}: {final['rewards/margins']:.2f} / {final.get('rewards/accuracies', 0):.0%}")
+    rows.append({"what": "preference tuning at pocket scale: reward margin / accuracy on the held-out pairs",
+                 "figure": "; ".join(learned) or "-"})
+    return rows
 
 
 def main() -> int:

@@ -5,14 +5,18 @@ Each benchmark (and `bench/pocket.py` for the pocket pair's behaviour) writes, b
 its hardware and command from there, so a row always says where and how it was measured. A result whose
 fingerprints (the pocket plan, a recipe, the classifier...) no longer match the current code is stale.
 
-    python bench/readme_table.py          # rewrite the block between the markers in README.md
-    python bench/readme_table.py --check  # exit 1 if the block differs or a result is stale (the test does this)
+The wings' READMEs hold blocks of their own results: a begin marker may name the result files it shows
+(`<!-- measured:begin pocket training (python bench/readme_table.py) -->`); one that names none shows all.
+
+    python bench/readme_table.py          # rewrite every block between the markers
+    python bench/readme_table.py --check  # exit 1 if a block differs or a result is stale (the test does this)
 """
 from __future__ import annotations
 
 import argparse
 import importlib
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -29,8 +33,10 @@ ALSO = (ROOT / "evaluation" / "loso.json", ROOT / "evaluation" / "test_sets.json
 # Rows follow the lifecycle: data, training, evaluation, the Space (files not named here come last).
 ORDER = ("generation", "pocket", "training", "gpu_qlora", "gpu_qlora-no-checkpointing", "preference", "loso",
          "test_sets", "classify", "space")
-README = ROOT / "README.md"
-BEGIN, END = "<!-- measured:begin (python bench/readme_table.py) -->", "<!-- measured:end -->"
+READMES = (ROOT / "README.md", ROOT / "training" / "README.md", ROOT / "evaluation" / "README.md",
+           ROOT / "space" / "README.md", ROOT / "generation" / "README.md")
+BLOCK = re.compile(r"(<!-- measured:begin(?P<names>[^(>]*)\(python bench/readme_table\.py\) -->\n)"
+                   r".*?(?=<!-- measured:end -->)", re.S)
 
 
 def results(folder: Path = RESULTS, also: tuple[Path, ...] = ALSO) -> dict[str, dict]:
@@ -72,9 +78,12 @@ def stale(found: dict[str, dict]) -> list[str]:
     return lines
 
 
-def render(found: dict[str, dict]) -> str:
+def render(found: dict[str, dict], names: tuple[str, ...] = ()) -> str:
+    """The table of the results named (by file stem), or of all of them."""
     lines = ["| what | figure | measured on | command |", "|---|---|---|---|"]
-    for data in found.values():
+    for file, data in found.items():
+        if names and Path(file).stem not in names:
+            continue
         where = describe_hardware(data["provenance"]["hardware"])
         command = data["provenance"]["command"]
         for row in data["readme"]:
@@ -82,12 +91,13 @@ def render(found: dict[str, dict]) -> str:
     return "\n".join(lines)
 
 
-def rewrite(text: str, table: str) -> str:
-    if BEGIN not in text or END not in text:
-        raise ValueError(f"{README}: the markers {BEGIN!r} and {END!r} are missing")
-    head, rest = text.split(BEGIN, 1)
-    _, tail = rest.split(END, 1)
-    return f"{head}{BEGIN}\n{table}\n{END}{tail}"
+def rewrite(text: str, found: dict[str, dict]) -> str:
+    """`text` with every measured block rendered again from `found`."""
+    unknown = [name for m in BLOCK.finditer(text) for name in m["names"].split()
+               if name not in {Path(file).stem for file in found}]
+    if unknown:
+        raise ValueError(f"a measured block names {unknown[0]!r}, which no result file with README rows has")
+    return BLOCK.sub(lambda m: f"{m[1]}{render(found, tuple(m['names'].split()))}\n", text)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -95,21 +105,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="compare, write nothing")
     args = parser.parse_args(argv)
     found = results()
-    text = README.read_text(encoding="utf-8")
-    wanted = rewrite(text, render(found))
     problems = stale(found)
-    if args.check:
+    changed = []
+    for readme in READMES:
+        text = readme.read_text(encoding="utf-8")
+        wanted = rewrite(text, found)
         if wanted != text:
-            problems.insert(0, "README.md's measured block differs from what bench/readme_table.py renders "
-                               "from bench/results/: run `python bench/readme_table.py`")
-        print("\n".join(problems) or f"README.md's measured table matches {len(found)} result files")
+            changed.append(readme.relative_to(ROOT))
+            if not args.check:
+                write_atomic(readme, wanted)
+    if args.check:
+        problems[:0] = [f"{path}: a measured block differs from what bench/readme_table.py renders from the "
+                        f"results: run `python bench/readme_table.py`" for path in changed]
+        print("\n".join(problems) or f"the measured blocks match {len(found)} result files")
         return 1 if problems else 0
-    write_atomic(README, wanted)
-    print(f"README.md: measured table rewritten from {len(found)} result files")
+    print(f"measured blocks rewritten from {len(found)} result files: "
+          f"{', '.join(map(str, changed)) or 'none changed'}")
     for line in problems:
         print(f"stale: {line}")
     return 0
-
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -18,11 +18,26 @@ def table():
     return module
 
 
-def test_readme_block_is_what_the_results_render(table):
+def test_readme_blocks_are_what_the_results_render(table):
     found = table.results()
     assert found, "no result file in bench/results carries README rows"
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
-    assert table.rewrite(text, table.render(found)) == text, "run `python bench/readme_table.py`"
+    assert "measured:begin" in (ROOT / "README.md").read_text(encoding="utf-8")
+    for readme in table.READMES:
+        text = readme.read_text(encoding="utf-8")
+        assert table.rewrite(text, found) == text, f"{readme}: run `python bench/readme_table.py`"
+
+
+def test_a_block_shows_the_results_it_names(table):
+    row = {"what": "w", "figure": "f"}
+    provenance = {"hardware": {"cores": 2}, "command": "c"}
+    found = {"bench/results/a.json": {"readme": [row], "provenance": provenance},
+             "bench/results/b.json": {"readme": [{**row, "figure": "g"}], "provenance": provenance}}
+    text = "x\n<!-- measured:begin b (python bench/readme_table.py) -->\nold\n<!-- measured:end -->\ny\n"
+    rendered = table.rewrite(text, found)
+    assert "| w | g |" in rendered and "| w | f |" not in rendered and "old" not in rendered
+    assert rendered.startswith("x\n") and rendered.endswith("<!-- measured:end -->\ny\n")
+    with pytest.raises(ValueError, match="'c'"):
+        table.rewrite(text.replace("begin b", "begin c"), found)
 
 
 def test_every_row_names_its_hardware_and_command(table):
