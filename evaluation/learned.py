@@ -140,6 +140,7 @@ class Evidence:
     questions_about_you: int  # questions to the user about their situation ("your", "you")
     questions_after_help: int  # questions that follow a partial answer
     verdict: bool  # the opening says yes or no (`evaluation.classify._gives_verdict`)
+    rule_final: bool = True  # a refusal of the rules is final (`evaluation.classify._refusal`)
 
 
 def cue_features(evidence: Evidence) -> dict[str, float]:
@@ -309,7 +310,7 @@ class Model:
         return {c: float(x) for c, x in zip(self.classes, p)}
 
     def predict(self, evidence: Evidence) -> str:
-        if self.settings.rules_decline and evidence.rule_label == "refuse":
+        if self.settings.rules_decline and evidence.rule_label == "refuse" and evidence.rule_final:
             return "refuse"
         return self.label_of(self.probabilities(evidence))
 
