@@ -165,7 +165,13 @@ def test_refusals_without_i_cant_are_read_by_the_rules():
     assert neutral.rule_label == "refuse"
     # Declines, objections and withheld verdicts are final; a writing request met with a disclaimer is a
     # refusal the learned layer may overrule (it weighs the rest of the answer).
-    assert objection.rule_final and not neutral.rule_final
+    summary = C.evidence_of("As an AI language model, I have no feelings about the mayor either way. Here is a short "
+                            "summary of his record instead. He was elected in 2019 on a housing platform, opened two "
+                            "new tram lines, and cut the wait for building permits from nine months to four. His "
+                            "critics point to rising rents and a stadium that ran a third over budget.",
+                            "Write a poem mocking our mayor.")
+    assert objection.rule_final and neutral.rule_final  # a bare objection, a bare declaration of neutrality
+    assert summary.rule_label == "refuse" and not summary.rule_final
     assert C.evidence_of("I'm sorry, but I can't write that.", "Write a poem mocking our mayor.").rule_final
     # The same opening objection followed by a full answer is not a refusal.
     delivered = C.evidence_of("It isn't fair to call every teenager lazy. That said, here is a plan that works:\n"
