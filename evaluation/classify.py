@@ -100,6 +100,7 @@ _NOT_HELP = _DECLINE + ("ai_disclaimer", "moral", "objection", "crime", "legal_t
 # A sentence opened by a pleasantry still counts when it also carries one of these.
 _SUBSTANCE = _NOT_HELP + ("apology", "correction", "correction_weak", "pivot")
 # "7-10 days", "2 to 3 weeks": a numeric range (RANGE's words are in the lexicon).
+_BUT_DELIVERS = re.compile(cues.BUT_DELIVERS, re.IGNORECASE)
 _NUMERIC_RANGE = re.compile(r"\d\s?(?:-|\u2013|\u2014|to)\s?\d")
 
 
@@ -289,12 +290,23 @@ def _withholds_verdict(reading: _Reading, prompt_cues: frozenset[str]) -> bool:
     return any("no_opinion" in reading.tags[i] for i in reading.substantive()[:2])
 
 
+def _declines_in_passing(reading: _Reading) -> bool:
+    """The only early decline goes on, in the same sentence, to answer ("I can't give an exact figure, but it
+    usually costs ..."): a disclaimer that delivers, not a refusal."""
+    lead = [i for i in reading.with_tag(*_DECLINE)
+            if reading.rank[i] < LEADING_SENTENCES or reading.words_before[i] < LATE_DECLINE_WORDS]
+    return len(lead) == 1 and bool(_BUT_DELIVERS.search(reading.sentences[lead[0]])) and not _apologises(reading)
+
+
 def _refusal(reading: _Reading, prompt_cues: frozenset[str], form: shape.Shape) -> str | None:
     """How the rules read a refusal: FINAL (a decline, moralising, a bare objection, a withheld verdict: the
-    learned layer cannot overrule it), SOFT (a writing request met with a disclaimer and no piece: a feature
-    the layer may overrule; final, it lowered the held-out mean) or None."""
-    if _declines(reading) or _moralises(reading) or _objects(reading, form) or _withholds_verdict(reading, prompt_cues):
+    learned layer cannot overrule it), SOFT (a feature the layer may overrule: a decline that delivers in the
+    same breath, a writing request met with a disclaimer and no piece; final, each lowered the held-out
+    mean) or None."""
+    if _moralises(reading) or _objects(reading, form) or _withholds_verdict(reading, prompt_cues):
         return FINAL
+    if _declines(reading):
+        return SOFT if _declines_in_passing(reading) else FINAL
     return SOFT if _writes_something_else(reading, prompt_cues, form) else None
 
 
