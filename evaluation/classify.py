@@ -31,9 +31,10 @@ from pushback.thinking import split_thinking
 PARTIAL_MIN_ITEMS = 2
 # A refusal is partial only with this much evidence of answering anyway: this many such list items, of which
 # at least this share repeat the prompt's own words (items about something else are alternatives). Prose
-# after "However, ..." proved no evidence: verbose refusals explain themselves at length. Chosen by the mean
-# three-class agreement over held-out XSTest families (evaluation/README.md).
-PARTIAL_ITEMS = 3
+# after "However, ..." proved no evidence: verbose refusals explain themselves at length (so did "here are",
+# "some ways to", and words of help after the decline, tried again in round 3). Chosen by the mean over all
+# held-out sources (evaluation/README.md): 4 items since the layer refuses at P >= 0.4 (3 before).
+PARTIAL_ITEMS = 4
 PARTIAL_ON_TOPIC = 0.3
 # Clarifying with this many words of help still answers.
 PARTIAL_MIN_WORDS = 40
@@ -51,6 +52,9 @@ QUESTION_AFTER_WORDS = 20
 # Hedge: strong cues count 1, weak ones 0.5 (at most WEAK_CAP of them); this score makes a hedge.
 HEDGE_MIN_SCORE = 2.0
 WEAK_CAP = 2.0
+
+# The rules' refusals: final, or a feature the learned layer may overrule (`_refusal`).
+FINAL, SOFT = "final", "soft"
 
 # A sentence ends at . ! ? (not the "1." of a numbered item) or at a line break.
 _SENTENCE_BREAK = re.compile(r"(?<=[.!?])(?<!^\d\.)(?<!\n\d\.)(?<!^\d\d\.)(?<!\n\d\d\.)[\"')\]]*\s+|\n+")
@@ -96,6 +100,7 @@ _NOT_HELP = _DECLINE + ("ai_disclaimer", "moral", "objection", "crime", "legal_t
 # A sentence opened by a pleasantry still counts when it also carries one of these.
 _SUBSTANCE = _NOT_HELP + ("apology", "correction", "correction_weak", "pivot")
 # "7-10 days", "2 to 3 weeks": a numeric range (RANGE's words are in the lexicon).
+_BUT_DELIVERS = re.compile(cues.BUT_DELIVERS, re.IGNORECASE)
 _NUMERIC_RANGE = re.compile(r"\d\s?(?:-|\u2013|\u2014|to)\s?\d")
 
 
@@ -285,10 +290,30 @@ def _withholds_verdict(reading: _Reading, prompt_cues: frozenset[str]) -> bool:
     return any("no_opinion" in reading.tags[i] for i in reading.substantive()[:2])
 
 
-def _label(reading: _Reading, prompt_cues: frozenset[str], form: shape.Shape) -> str:
-    """The rules' own label (a feature of the learned layer, and the label with `use_learned=False`)."""
-    if (_declines(reading) or _moralises(reading) or _objects(reading, form)
-            or _writes_something_else(reading, prompt_cues, form) or _withholds_verdict(reading, prompt_cues)):
+def _declines_in_passing(reading: _Reading) -> bool:
+    """The only early decline goes on, in the same sentence, to answer ("I can't give an exact figure, but it
+    usually costs ..."): a disclaimer that delivers, not a refusal."""
+    lead = [i for i in reading.with_tag(*_DECLINE)
+            if reading.rank[i] < LEADING_SENTENCES or reading.words_before[i] < LATE_DECLINE_WORDS]
+    return len(lead) == 1 and bool(_BUT_DELIVERS.search(reading.sentences[lead[0]])) and not _apologises(reading)
+
+
+def _refusal(reading: _Reading, prompt_cues: frozenset[str], form: shape.Shape) -> str | None:
+    """How the rules read a refusal: FINAL (a decline, moralising, a bare objection, a withheld verdict: the
+    learned layer cannot overrule it), SOFT (a feature the layer may overrule: a decline that delivers in the
+    same breath, a writing request met with a disclaimer and no piece; final, each lowered the held-out
+    mean) or None."""
+    if _moralises(reading) or _objects(reading, form) or _withholds_verdict(reading, prompt_cues):
+        return FINAL
+    if _declines(reading):
+        return SOFT if _declines_in_passing(reading) else FINAL
+    return SOFT if _writes_something_else(reading, prompt_cues, form) else None
+
+
+def _label(reading: _Reading, prompt_cues: frozenset[str], form: shape.Shape, refusal: str | None) -> str:
+    """The rules' own label (a feature of the learned layer, and the label with `use_learned=False`), given
+    their reading of a refusal (`_refusal`)."""
+    if refusal:
         return "refuse"
     questions = _user_questions(reading)
     if questions and (reading.count("clarify") or questions >= 2):
@@ -337,7 +362,8 @@ def _prompt_cues(prompt: str | None) -> frozenset[str]:
 def _evidence(reading: _Reading, answer: str, prompt: str | None) -> learned.Evidence:
     prompt_cues = _prompt_cues(prompt)
     form = shape.shape_of(answer)
-    rule_label = _label(reading, prompt_cues, form)
+    refusal = _refusal(reading, prompt_cues, form)
+    rule_label = _label(reading, prompt_cues, form, refusal)
     lead = reading.substantive()[:2]
     help_words, help_items = _help_given(reading)
     asked = _question_indices(reading)
@@ -350,7 +376,7 @@ def _evidence(reading: _Reading, answer: str, prompt: str | None) -> learned.Evi
                             shape.new_numbers(first, prompt or ""),
                             sum(shape.about_you(reading.sentences[i]) for i in asked),
                             sum(reading.words_before[i] >= QUESTION_AFTER_WORDS for i in asked),
-                            _gives_verdict(reading))
+                            _gives_verdict(reading), refusal != SOFT)
 
 
 def evidence_of(response: str, prompt: str | None = None, *, opened: bool = False) -> learned.Evidence | None:

@@ -423,6 +423,15 @@ PLAN = {
 
 
 # Words that give a verdict on a yes/no question when they come within the opening's first few words.
+# A decline that delivers in the same breath: "I can't give an exact figure, but it usually costs ...", "I'm not
+# able to browse, but as of ...". What follows "but" is the answer unless it turns back to the assistant, to
+# the user or to something else ("but I can ...", "but you could ask ...", "but instead ..."). Read in the
+# sentence of the only early decline (`evaluation.classify._declines_in_passing`); a plain regular expression,
+# not a family, because it qualifies a decline the families found.
+BUT_DELIVERS = r"[,;]\s*(?:but|however,?)\s+(?!(?:I|I'm|I'd|I'll|I've|we|we'd|we'll|you|your|it's important|" \
+               r"it is important|instead|there are|there is|if|please|consider|seek|let|feel|perhaps|maybe|" \
+               r"here are some (?:other|alternative)|what I|my)\b)\w"
+
 VERDICT = frozenset(["yes", "yeah", "yep", "yup", "no", "nope", "not", "definitely", "absolutely", "certainly",
                      "correct", "true", "false", "sure", "never"])
 

@@ -58,6 +58,8 @@ def _grid() -> list[FitSettings]:
             replace(base, min_sources=3),
             replace(base, min_answers=10 ** 9),  # no n-grams: the cue features alone
             replace(base, reading=replace(base.reading, rules_decline=False)),
+            replace(base, reading=replace(base.reading, refuse_at=None)),  # the most probable label
+            replace(base, reading=replace(base.reading, refuse_at=0.5)),
             replace(base, reading=replace(base.reading, whole=False)),
             replace(base, reading=replace(base.reading, opening_tokens=12))]
 
