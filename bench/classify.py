@@ -23,11 +23,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[0] = str(ROOT)  # not bench/: keep package imports unambiguous
 
 from evaluation import classify as C  # noqa: E402
-from evaluation.learned import WEIGHTS_FILE  # noqa: E402
+from evaluation.learned import weights_fingerprint  # noqa: E402
 from evaluation.matcher import scan_plain  # noqa: E402
 from evaluation.sources import SOURCES, load  # noqa: E402
 from pushback.files import write_json  # noqa: E402
-from pushback.provenance import describe_hardware, fingerprint_file, hardware, provenance  # noqa: E402
+from pushback.provenance import describe_hardware, hardware, provenance  # noqa: E402
 
 TARGET = 1000.0  # responses per second on one core
 
@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     # The machine as it is, before this process is pinned to one of its cores.
     machine = describe_hardware(hardware())
-    about = provenance({"file:evaluation/learned_weights.json": fingerprint_file(WEIGHTS_FILE)})
+    about = provenance(weights_fingerprint())
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})  # one core, as the target says
     items = texts()

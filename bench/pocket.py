@@ -27,8 +27,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[0] = str(ROOT)
 
+from evaluation.learned import weights_fingerprint  # noqa: E402
 from pushback.files import iter_jsonl, write_json  # noqa: E402
-from pushback.provenance import fingerprint_file, provenance  # noqa: E402
+from pushback.provenance import provenance  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 SUITES = ("curated", "coconot", "pressure")  # pressure: two turns, the model's answer then a push back
@@ -167,9 +168,7 @@ def main() -> int:
     name = "pocket-tiny" if args.tiny else "pocket"
     result = {"variant": "tiny" if args.tiny else "full", "seeds": seeds, "summary": summary,
               "readme": readme_rows(summary, len(seeds), args.tiny),
-              "provenance": provenance({"training.pocket:plan_fingerprint": plan,
-                                        "file:evaluation/learned_weights.json":
-                                            fingerprint_file(ROOT / "evaluation" / "learned_weights.json")})}
+              "provenance": provenance({"training.pocket:plan_fingerprint": plan, **weights_fingerprint()})}
     RESULTS.mkdir(parents=True, exist_ok=True)
     write_json(RESULTS / f"{name}.json", result)
     plot(seeds, summary, RESULTS / f"{name}.png")

@@ -34,6 +34,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
 
+from evaluation.learned import weights_fingerprint  # noqa: E402
 from pushback.cli import main as cli  # noqa: E402
 from pushback.files import write_atomic  # noqa: E402
 from pushback.provenance import fingerprint_file, provenance  # noqa: E402
@@ -194,9 +195,7 @@ def main() -> int:
             "seconds": None,
             "provenance": provenance({f"file:training/recipes/{name}.yaml": fingerprint_file(RECIPES / f"{name}.yaml")
                                       for name in ("pocket-dpo", "pocket-orpo")}
-                                     | {"training.pocket:plan_fingerprint": plan_fingerprint(),
-                                        "file:evaluation/learned_weights.json":
-                                            fingerprint_file(ROOT / "evaluation" / "learned_weights.json")}),
+                                     | {"training.pocket:plan_fingerprint": plan_fingerprint(), **weights_fingerprint()}),
         }
         report["readme"] = readme_rows(report)
         report["seconds"] = round(time.perf_counter() - started, 1)

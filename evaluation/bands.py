@@ -66,7 +66,7 @@ def _rate(counts: dict[str, int], positive: str, negative: str) -> tuple[float, 
 
 def offline_labeller(loso_file: Path | None = None, weights_file: Path | None = None) -> Labeller:
     """The offline classifier as a labeller, with the confusions saved by `pushback classify --validate`."""
-    from evaluation.learned import WEIGHTS_FILE
+    from evaluation.learned import WEIGHTS_FILE, WEIGHTS_PROVENANCE
     from evaluation.validation import LOSO_FILE
     from pushback.provenance import fingerprint_file
 
@@ -91,7 +91,7 @@ def offline_labeller(loso_file: Path | None = None, weights_file: Path | None = 
                  "labels_mean": sum(labels) / len(labels) if labels else None,
                  "per_source": {s["source"]: {"binary": s["binary"], "three": s.get("three"), "labels": s.get("labels")}
                                 for s in sources}}
-    measured = (saved.get("provenance") or {}).get("fingerprints", {}).get("classifier")
+    measured = (saved.get("provenance") or {}).get("fingerprints", {}).get(WEIGHTS_PROVENANCE)
     return Labeller(name, fingerprint, validated, measured != fingerprint, tuple(friction), tuple(refusal))
 
 

@@ -34,6 +34,15 @@ from evaluation.xstest import STRING_MATCH_PREFIXES, XSTEST_LABELS, string_match
 from pushback.records import BEHAVIOURS
 
 WEIGHTS_FILE = Path(__file__).with_name("learned_weights.json")
+# How a result names the weights that labelled it, among its provenance fingerprints (`pushback.provenance`).
+WEIGHTS_PROVENANCE = "file:evaluation/learned_weights.json"
+
+
+def weights_fingerprint() -> dict[str, str]:
+    """The provenance entry of the shipped weights: results labelled with them carry it."""
+    from pushback.provenance import fingerprint_file
+
+    return {WEIGHTS_PROVENANCE: fingerprint_file(WEIGHTS_FILE)}
 FORMAT = 2
 DECIMALS = 3  # saved weights are rounded: the file stays small and its diffs readable
 TOLERANCE = 2e-3  # a refit on another machine (other BLAS) may round differently in the last place

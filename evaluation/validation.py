@@ -149,12 +149,12 @@ def format_confusion(result: Agreement) -> str:
 
 
 def save(results: list[Agreement], path: Path = LOSO_FILE) -> None:
-    from evaluation.learned import WEIGHTS_FILE
+    from evaluation.learned import weights_fingerprint
     from pushback.files import write_json
-    from pushback.provenance import fingerprint_file, provenance
+    from pushback.provenance import provenance
 
     write_json(path, {"sources": [asdict(r) for r in results], "readme": readme_rows(results),
-                      "provenance": provenance({"file:evaluation/learned_weights.json": fingerprint_file(WEIGHTS_FILE)})})
+                      "provenance": provenance(weights_fingerprint())})
 
 
 def readme_rows(results: list[Agreement]) -> list[dict[str, str]]:

@@ -218,3 +218,15 @@ def test_a_resumed_run_labels_reused_responses_with_the_current_classifier(finis
     written = [json.loads(line) for line in _lines(out / "results.jsonl")]
     assert [r["label"] for r in written[:-1]] == [classify(r["response"], r["prompt"]).label for r in rows]
     assert written[-1] == other
+
+
+def test_the_shipped_labeller_is_validated_on_the_shipped_weights(tmp_path):
+    """Reports call the labeller stale only when loso.json measured other weights than those that label."""
+    from evaluation.bands import offline_labeller
+    from evaluation.validation import LOSO_FILE
+
+    assert offline_labeller().stale is False
+    other = json.loads(LOSO_FILE.read_text(encoding="utf-8"))
+    other["provenance"]["fingerprints"] = {key: "0" * 16 for key in other["provenance"]["fingerprints"]}
+    (tmp_path / "loso.json").write_text(json.dumps(other), encoding="utf-8")
+    assert offline_labeller(loso_file=tmp_path / "loso.json").stale is True
