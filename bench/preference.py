@@ -26,6 +26,7 @@ import shutil
 import sys
 import tempfile
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -86,8 +87,8 @@ def scores(results: Path, models: list[str]) -> dict[str, dict[str, dict]]:
     from pushback.files import iter_jsonl
 
     rows = list(iter_jsonl(results))
-    return {suite: {model: {k: v for k, v in compute([r for r in rows if r["suite"] == suite and r["model"] == model])
-                            .as_dict().items()} for model in models} for suite in SUITES}
+    return {suite: {model: asdict(compute([r for r in rows if r["suite"] == suite and r["model"] == model]))
+                    for model in models} for suite in SUITES}
 
 
 def table(report: dict) -> str:

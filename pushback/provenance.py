@@ -84,14 +84,16 @@ def provenance(fingerprints: dict[str, str] | None = None, argv: list[str] | Non
     commit, dirty = git_commit()
     args = sys.argv if argv is None else argv
     program = Path(args[0]).name if args else "python"
-    if program.endswith(".py"):
+    if program in ("pushback", "__main__.py"):  # the console script, or `python -m pushback`
+        command = shlex.join(["pushback", *args[1:]])
+    elif program.endswith(".py"):
         try:
             program = str(Path(args[0]).resolve().relative_to(REPO_ROOT))
         except ValueError:
             pass
         command = "python " + shlex.join([program, *args[1:]])
     else:
-        command = shlex.join(["pushback" if program in ("pushback", "__main__.py") else program, *args[1:]])
+        command = shlex.join([program, *args[1:]])
     # A command line may carry credentials (a URL with user:password, a pasted key): never store them.
     return {"commit": commit, "dirty": dirty, "fingerprints": dict(fingerprints or {}), "hardware": hardware(),
             "command": redact(command), "date": datetime.now(timezone.utc).isoformat(timespec="seconds")}

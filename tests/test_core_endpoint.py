@@ -88,3 +88,10 @@ def test_a_judge_answering_401_with_the_key_leaves_no_key_in_its_rows(server, mo
     assert not cache.exists() or KEY not in cache.read_text()
     printed = capfd.readouterr()
     assert KEY not in printed.out + printed.err
+
+def test_a_recorded_command_line_is_the_one_a_user_types():
+    from pushback.provenance import provenance
+
+    for argv in (["/x/pushback/__main__.py", "classify", "--validate"], ["/venv/bin/pushback", "classify", "--validate"]):
+        assert provenance(argv=argv)["command"] == "pushback classify --validate"
+    assert provenance(argv=["bench/pocket.py", "--seeds", "0"])["command"] == "python bench/pocket.py --seeds 0"
