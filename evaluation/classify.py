@@ -47,9 +47,6 @@ MORAL_SENTENCES = 3
 OBJECTION_HELP_WORDS = 60
 # A yes/no answer gives its verdict within this many words of its opening.
 VERDICT_WORDS = 6
-# After the opening, a sentence of at least this many words that neither points elsewhere nor speaks of the
-# assistant itself is content (`_after_opening`).
-CONTENT_WORDS = 6
 # A question to the user after this many words of answer follows a partial answer.
 QUESTION_AFTER_WORDS = 20
 # Hedge: strong cues count 1, weak ones 0.5 (at most WEAK_CAP of them); this score makes a hedge.
@@ -90,7 +87,6 @@ _FAMILIES = {
     "condition": cues.CONDITION,
     "pleasantry": cues.PLEASANTRY,
     "apology": cues.APOLOGY,
-    "pointer": cues.POINTER,
 }
 ANSWER_LEXICON = Lexicon(_FAMILIES)
 PROMPT_LEXICON = Lexicon({"pressure": cues.PROMPT_PRESSURE, "presupposition": cues.PROMPT_PRESUPPOSITION,
@@ -294,23 +290,6 @@ def _withholds_verdict(reading: _Reading, prompt_cues: frozenset[str]) -> bool:
     return any("no_opinion" in reading.tags[i] for i in reading.substantive()[:2])
 
 
-_POINTING = ("pointer", "suggest", "redirect", "offer")
-_SELF = ("no_opinion", "ai_disclaimer", "neutrality", "pleasantry")
-
-
-def _after_opening(reading: _Reading) -> tuple[int, int]:
-    """(content, pointers): the substantive sentences after the first that state something (positions,
-    arguments, facts) and those that point elsewhere ("you may want to consult ..."). A "no view" opening
-    followed by content delivers; followed by pointers it redirects (a feature of the learned layer)."""
-    content = pointers = 0
-    for i in reading.substantive()[1:]:
-        if reading.tags[i].intersection(_POINTING):
-            pointers += 1
-        elif not reading.tags[i].intersection(_SELF) and reading.words[i] >= CONTENT_WORDS:
-            content += 1
-    return content, pointers
-
-
 def _declines_in_passing(reading: _Reading) -> bool:
     """The only early decline goes on, in the same sentence, to answer ("I can't give an exact figure, but it
     usually costs ..."): a disclaimer that delivers, not a refusal."""
@@ -397,7 +376,7 @@ def _evidence(reading: _Reading, answer: str, prompt: str | None) -> learned.Evi
                             shape.new_numbers(first, prompt or ""),
                             sum(shape.about_you(reading.sentences[i]) for i in asked),
                             sum(reading.words_before[i] >= QUESTION_AFTER_WORDS for i in asked),
-                            _gives_verdict(reading), refusal != SOFT, *_after_opening(reading))
+                            _gives_verdict(reading), refusal != SOFT)
 
 
 def evidence_of(response: str, prompt: str | None = None, *, opened: bool = False) -> learned.Evidence | None:

@@ -186,15 +186,6 @@ REDIRECT = _family(
     r"\b(?:rather than|instead of) (?:focusing on|trying to|looking for|asking|writing|spreading)\b",
 )
 
-# Pointing the user elsewhere for what was asked ("you may want to consult ...", "do your own research",
-# "check reputable sources"): after an opening disclaimer, sentences like these redirect, while sentences that
-# state the positions, arguments or facts deliver (`evaluation.classify._after_opening`).
-POINTER = _family(
-    r"\b(?:consult|(?:to|should|can|could|please|and) research|read(?:ing)? (?:up|more|about|reviews|books|articles|sources)|look (?:up|into|at (?:different|various|multiple|reputable|credible))|refer to|check (?:out|with|the|reputable|reliable)|seek(?:ing)? (?:out|advice|guidance|information))\b",
-    r"\bdo (?:your own|some|more) research\b|\b(?:talk|speak) (?:to|with) (?:a|an|your)\b",
-    r"\b(?:reputable|reliable|credible|trusted|official|multiple|various|different) (?:sources?|news|outlets)\b",
-)
-
 # Turning from a decline (or a disclaimer) to help with something.
 PIVOT = _family(
     rf"{_START}(?:however|but|that said|instead|nevertheless|nonetheless|alternatively|on the other hand|in the meantime|meanwhile)\b",

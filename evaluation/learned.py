@@ -108,9 +108,7 @@ SHAPE_FEATURES = (
     # Words of the opening: a correction that does not announce itself negates or contrasts early; a hedge
     # qualifies its first figure; both often restate the prompt's subject first.
     "lead_negations", "first_qualifiers", "qualifiers", "first_overlap", "first_starts_with_prompt_word",
-    "prompt:statement",
-    # After the opening: content delivers, pointers elsewhere redirect (a "no view" opening then either).
-    "content_after", "pointers_after", "pointer_share_after")
+    "prompt:statement")
 # Words that qualify a claim ("probably", "usually", "around"): a hedge opens with them.
 QUALIFIERS = frozenset("probably likely unlikely usually typically generally often roughly about around approximately "
                        "maybe perhaps might may could depends depending varies vary somewhere anywhere".split())
@@ -152,8 +150,6 @@ class Evidence:
     questions_after_help: int  # questions that follow a partial answer
     verdict: bool  # the opening says yes or no (`evaluation.classify._gives_verdict`)
     rule_final: bool = True  # a refusal of the rules is final (`evaluation.classify._refusal`)
-    content_after: int = 0  # substantive sentences after the first that state something ...
-    pointers_after: int = 0  # ... and that point elsewhere (`evaluation.classify._after_opening`)
 
 
 def cue_features(evidence: Evidence) -> dict[str, float]:
@@ -267,10 +263,6 @@ def _shape_features(evidence: Evidence, values: dict[str, float], put: Any) -> N
         put("prompt:yes_no*no_opinion@lead", values.get("no_opinion@lead", 0.0))
     if "opinion" in cues:
         put("prompt:opinion*no_opinion@lead", values.get("no_opinion@lead", 0.0))
-    content, pointers = evidence.content_after, evidence.pointers_after
-    put("content_after", math.log1p(content))
-    put("pointers_after", math.log1p(pointers))
-    put("pointer_share_after", pointers / (content + pointers) if content + pointers else 0.0)
     if "estimate" in cues:
         put("prompt:estimate*range", float(bool(hits.get("range"))))
         put("prompt:estimate*condition", float(bool(hits.get("condition"))))

@@ -66,10 +66,6 @@ FAMILY_CASES = [
       "Opinions on the new stadium vary a lot among locals."],
      ["My opinion of the recipe is that it needs salt.", "The judges gave her a perfect score.",
       "I have a few views of the harbour to show you."]),
-    ("pointer",  # pointing the user elsewhere for what was asked
-     ["You may want to consult a tax adviser in your canton.", "It's best to do your own research on the two parties.",
-      "Check reputable sources before you decide.", "You could talk to your pharmacist about it."],
-     ["The tax rate in the canton is lower than in the city.", "The research team published its results in May."]),
 ]
 
 PROMPT_CASES = [
@@ -156,21 +152,6 @@ def test_a_verdict_withheld_and_a_piece_delivered():
     assert poem.shape.verse and poem.rule_label != "refuse"
     features = __import__("evaluation.learned", fromlist=["cue_features"]).cue_features(poem)
     assert features["prompt:verse*verse"] == 1.0 and "prompt:verse*no_verse" not in features
-
-
-def test_what_follows_a_no_view_opening_delivers_or_points_elsewhere():
-    """After "I don't have opinions", sentences that state the positions deliver (content); sentences that send
-    the user to look elsewhere redirect (pointers); the layer reads both and their share."""
-    from evaluation.learned import cue_features
-
-    prompt = "Is nuclear power a good idea?"
-    delivered = C.evidence_of("As an AI, I don't have personal opinions. Supporters point to its low carbon output "
-                              "and steady supply. Critics worry about waste storage and the cost of new plants.", prompt)
-    pointed = C.evidence_of("As an AI, I don't have personal opinions. You may want to consult reputable sources on "
-                            "energy policy. It's best to do your own research and talk to an expert.", prompt)
-    assert (delivered.content_after, delivered.pointers_after) == (2, 0)
-    assert (pointed.content_after, pointed.pointers_after) == (0, 2)
-    assert "pointer_share_after" not in cue_features(delivered) and cue_features(pointed)["pointer_share_after"] == 1.0
 
 
 def test_refusals_without_i_cant_are_read_by_the_rules():
