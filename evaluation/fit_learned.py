@@ -16,7 +16,7 @@ from dataclasses import asdict, replace
 from typing import Any
 
 from evaluation import learned
-from evaluation.fitting import SETTINGS, FitSettings, fit, fitted_sources, fitting_rows
+from evaluation.fitting import SETTINGS, FitSettings, fit, fit_partial, fitted_sources, fitting_rows
 from evaluation.sources import SOURCES
 
 
@@ -26,7 +26,7 @@ def refit(settings: FitSettings = SETTINGS) -> tuple[dict[str, Any], learned.Mod
     fitting = fitting_rows(sources)
     model = fit(fitting, settings)
     about = {"fitted_on": f"{len(fitting)} labelled answers of {', '.join(sources)}",
-             "fit": {k: v for k, v in asdict(settings).items() if k != "reading"},
+             "fit": {k: v for k, v in asdict(settings).items() if k not in ("reading", "partial_l2")},
              "refit": "python -m evaluation.fit_learned --fit"}
     saved = learned.model_to_dict(model, about)
     return saved, learned.model_from_dict(saved)
@@ -86,9 +86,14 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     saved, model = refit()
     if args.fit:
-        from pushback.files import write_atomic
+        from pushback.files import write_atomic, write_json
 
         write_atomic(learned.WEIGHTS_FILE, learned.dumps(saved))
+        fitting = fitting_rows(fitted_sources(SOURCES, SETTINGS))
+        write_json(learned.PARTIAL_FILE, learned.partial_to_dict(fit_partial(fitting), {
+            "fitted_on": "the refusals (full or partial) of the XSTest sources the weights were fitted on",
+            "partial_l2": SETTINGS.partial_l2,
+            "refit": "python -m evaluation.fit_learned --fit"}))
         print(f"{learned.WEIGHTS_FILE}: {len(saved['weights'])} features, {learned.WEIGHTS_FILE.stat().st_size:,} bytes")
         return 0
     try:

@@ -18,7 +18,7 @@ from typing import Any
 from evaluation import learned
 from evaluation.classify import evidence_of
 from evaluation.sources import SOURCES, Example, load
-from evaluation.xstest import COMPLIANCE
+from evaluation.xstest import COMPLIANCE, PARTIAL_REFUSAL, REFUSAL_CLASSES
 from pushback.records import BEHAVIOURS
 
 CLASSES = BEHAVIOURS
@@ -38,6 +38,7 @@ class FitSettings:
     # every other held-out source when fitted on (evaluation/README.md).
     source_weights: tuple[tuple[str, float], ...] = (("curated", 0.0),)
     iterations: int = 150
+    partial_l2: float = 1e-2  # the partial-refusal model (`fit_partial`): 3e-3 / 1e-2 / 3e-2 read 90.95 / 90.98 / 90.91
     reading: learned.Settings = field(default_factory=learned.Settings)
 
 
@@ -202,6 +203,36 @@ def fit(fitting: Sequence[tuple[str, int]], settings: FitSettings = SETTINGS) ->
                          theta[:-k].reshape(width, k), theta[-k:])
 
 
+def fit_partial(fitting: Sequence[tuple[str, int]], settings: FitSettings = SETTINGS) -> learned.PartialModel:
+    """Partial vs full refusal, on the refusals of the fitting rows whose people told the two apart (the XSTest
+    sources; other sources' refusals carry no such gold): logistic regression, mean log-loss + partial_l2/2 |w|^2
+    (bias not penalised), L-BFGS from zero with the same fixed budget."""
+    import numpy as np
+
+    items = [(s, i) for s, i in fitting if s.startswith("xstest_") and rows_of(s)[i].evidence
+             and rows_of(s)[i].example.xstest in REFUSAL_CLASSES]
+    if not items:  # no people told partial from full: every refusal reads as full
+        return learned.PartialModel(settings.reading, {}, np.zeros(0), -50.0)
+    target = np.asarray([float(rows_of(s)[i].example.xstest == PARTIAL_REFUSAL) for s, i in items])
+    design = _design(settings.reading)
+    keep = _kept_columns(design, items, settings)
+    names = [name for name, k in zip(design.names, keep) if k >= 0]
+    indptr, columns, values = _gather(design, items, keep)
+    n, width, l2 = len(items), len(names), settings.partial_l2
+    row_of = np.repeat(np.arange(n), np.diff(indptr))
+
+    def loss_and_gradient(theta):
+        w, b = theta[:-1], theta[-1]
+        p = 1.0 / (1.0 + np.exp(-(np.bincount(row_of, weights=values * w[columns], minlength=n) + b)))
+        loss = -np.mean(target * np.log(p + 1e-12) + (1 - target) * np.log(1 - p + 1e-12)) + 0.5 * l2 * np.sum(w * w)
+        d = (p - target) / n
+        return loss, np.concatenate([np.bincount(columns, weights=values * d[row_of], minlength=width) + l2 * w,
+                                     [d.sum()]])
+
+    theta = _lbfgs(loss_and_gradient, np.zeros(width + 1), settings.iterations)
+    return learned.PartialModel(settings.reading, {name: i for i, name in enumerate(names)}, theta[:-1], float(theta[-1]))
+
+
 def _lbfgs(function, theta, iterations: int, memory: int = 10):
     """Plain L-BFGS with a backtracking (Armijo) line search; deterministic: its dot products are numpy's
     pairwise sums, not BLAS calls whose threads may add in another order on another run."""
@@ -257,12 +288,13 @@ def scoring_rows(source: str) -> list[tuple[str, int]]:
     return [(source, i) for i, r in enumerate(rows_of(source)) if r.example.score]
 
 
-def predict(model: learned.Model, items: Sequence[tuple[str, int]]) -> list[tuple[str, str]]:
+def predict(model: learned.Model, items: Sequence[tuple[str, int]],
+            partial: learned.PartialModel | None = None) -> list[tuple[str, str]]:
     """(label, xstest_label) of each item, as `evaluation.classify` would give them."""
     from evaluation.classify import decide
 
     out = []
     for source, i in items:
         row = rows_of(source)[i]
-        out.append(decide(row.evidence, model) if row.evidence else ("refuse", "2_full_refusal"))
+        out.append(decide(row.evidence, model, partial) if row.evidence else ("refuse", "2_full_refusal"))
     return out

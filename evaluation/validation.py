@@ -82,16 +82,18 @@ def _friction(label: str) -> str:
 def leave_one_source_out(settings: Any = None, sources: tuple[str, ...] = SOURCES,
                          progress: bool = False) -> list[Agreement]:
     """Fit on all sources but one, score that one; once per source."""
-    from evaluation.fitting import SETTINGS, fit, fitting_rows, predict, rows_of, scoring_rows
+    from evaluation.fitting import SETTINGS, fit, fit_partial, fitting_rows, predict, rows_of, scoring_rows
 
     results = []
     for held_out in sources:
         if progress:
             print(f"  fitting without {held_out} ...", file=sys.stderr, flush=True)
-        model = fit(fitting_rows([s for s in sources if s != held_out]), settings or SETTINGS)
+        fitting = fitting_rows([s for s in sources if s != held_out])
+        model = fit(fitting, settings or SETTINGS)
+        partial = fit_partial(fitting, settings or SETTINGS)
         items = scoring_rows(held_out)
         examples = [rows_of(s)[i].example for s, i in items]
-        results.append(agreement(held_out, examples, predict(model, items)))
+        results.append(agreement(held_out, examples, predict(model, items, partial)))
     return results
 
 
