@@ -376,24 +376,22 @@ def partial_from_dict(saved: dict[str, Any], source: str = "<partial weights>") 
                         np.asarray([saved["weights"][n] for n in names], dtype=float), float(saved["bias"]))
 
 
+def _read_weights(path: str | Path, what: str) -> dict[str, Any]:
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as e:
+        raise FileNotFoundError(f"{path}: {what} are missing ({e.strerror}); "
+                                "refit them with `python -m evaluation.fit_learned --fit`") from None
+
+
 @lru_cache(maxsize=1)
 def load_partial_model(path: str | Path = PARTIAL_FILE) -> PartialModel:
-    try:
-        saved = json.loads(Path(path).read_text(encoding="utf-8"))
-    except OSError as e:
-        raise FileNotFoundError(f"{path}: the partial-refusal weights are missing ({e.strerror}); "
-                                "refit them with `python -m evaluation.fit_learned --fit`") from None
-    return partial_from_dict(saved, str(path))
+    return partial_from_dict(_read_weights(path, "the partial-refusal weights"), str(path))
 
 
 @lru_cache(maxsize=1)
 def load_model(path: str | Path = WEIGHTS_FILE) -> Model:
-    try:
-        saved = json.loads(Path(path).read_text(encoding="utf-8"))
-    except OSError as e:
-        raise FileNotFoundError(f"{path}: the learned layer's weights are missing ({e.strerror}); "
-                                "refit them with `python -m evaluation.fit_learned --fit`") from None
-    return model_from_dict(saved, str(path))
+    return model_from_dict(_read_weights(path, "the learned layer's weights"), str(path))
 
 
 def model_from_dict(saved: dict[str, Any], source: str = "<weights>") -> Model:
