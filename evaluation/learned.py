@@ -34,15 +34,19 @@ from evaluation.xstest import STRING_MATCH_PREFIXES, XSTEST_LABELS, string_match
 from pushback.records import BEHAVIOURS
 
 WEIGHTS_FILE = Path(__file__).with_name("learned_weights.json")
+PARTIAL_FILE = Path(__file__).with_name("partial_weights.json")  # partial vs full refusal (XSTest's classes)
 # How a result names the weights that labelled it, among its provenance fingerprints (`pushback.provenance`).
 WEIGHTS_PROVENANCE = "file:evaluation/learned_weights.json"
+PARTIAL_PROVENANCE = "file:evaluation/partial_weights.json"
 
 
 def weights_fingerprint() -> dict[str, str]:
-    """The provenance entry of the shipped weights: results labelled with them carry it."""
+    """The provenance entries of the shipped weights: results labelled with them carry them."""
     from pushback.provenance import fingerprint_file
 
-    return {WEIGHTS_PROVENANCE: fingerprint_file(WEIGHTS_FILE)}
+    return {WEIGHTS_PROVENANCE: fingerprint_file(WEIGHTS_FILE), PARTIAL_PROVENANCE: fingerprint_file(PARTIAL_FILE)}
+
+
 FORMAT = 2
 DECIMALS = 3  # saved weights are rounded: the file stays small and its diffs readable
 TOLERANCE = 2e-3  # a refit on another machine (other BLAS) may round differently in the last place
@@ -336,7 +340,6 @@ class Model:
 
 # Partial vs full refusal, learned: XSTest's annotators call a refusal partial by what follows the decline,
 # which no count of list items or words read as well (evaluation/README.md, Round 4).
-PARTIAL_FILE = Path(__file__).with_name("partial_weights.json")
 PARTIAL_AT = 0.5  # P(partial) at which a refusal reads as partial
 
 
