@@ -10,6 +10,7 @@ from evaluation import pressure as pressure_suite
 from evaluation.bands import Labeller, band, offline_labeller
 from evaluation.metrics import Metrics, compute, grouped, label_counts
 from pushback.files import write_atomic
+from pushback.redaction import redact
 from pushback.records import BEHAVIOURS
 
 # How each suite appears in a model card's model-index.
@@ -71,7 +72,7 @@ def render_markdown(rows: Sequence[Mapping[str, Any]], models: Sequence[tuple[st
                     settings: Mapping[str, Any], labeller: Labeller, pressure: Sequence[Mapping[str, Any]] = ()) -> str:
     names = [name for _, _, name in METRICS]
     lines = ["# Friction evaluation", ""]
-    lines += _table(["model", "spec"], [[f"`{n}`", f"`{s}`"] for n, s in models]) + [""]
+    lines += _table(["model", "spec"], [[f"`{n}`", f"`{redact(s)}`"] for n, s in models]) + [""]
     lines.append(f"Suites: {', '.join([*suites, *(['pressure'] if pressure else [])])}. Decoding: greedy, at most "
                  f"{settings['max_new_tokens']} new tokens, seed {settings['seed']}, limit {settings.get('limit') or 'none'} "
                  "prompts per suite.")
@@ -196,11 +197,16 @@ def render_plot(rows: Sequence[Mapping[str, Any]], models: Sequence[tuple[str, s
 def write_report(out: Path, rows: Sequence[Mapping[str, Any]], models: Sequence[tuple[str, str]],
                  suites: Sequence[str], settings: Mapping[str, Any], labeller: Labeller | None = None,
                  pressure: Sequence[Mapping[str, Any]] = ()) -> dict[str, Path]:
-    """Write report.md, plot.png, eval_results.json (all models) and NAME/eval_results.json per model.
+    """Write report.md, plot.png, eval_results.json (all models), NAME/eval_results.json per model, and
+    run.json (what ran, the labeller, and the provenance: commit, weights, hardware, command, date).
     `pressure`: the pressure suite's rows (evaluation/pressure.py), reported beside the single-turn suites."""
+    from evaluation.learned import weights_fingerprint
+    from pushback.provenance import provenance
+
     out = Path(out)
     labeller = labeller or offline_labeller()
-    paths = {"report": out / "report.md", "plot": out / "plot.png", "eval_results": out / "eval_results.json"}
+    paths = {"report": out / "report.md", "plot": out / "plot.png", "eval_results": out / "eval_results.json",
+             "run": out / "run.json"}
     write_atomic(paths["report"], render_markdown(rows, models, suites, settings, labeller, pressure))
     render_plot(rows, models, suites, paths["plot"], pressure)
     combined = []
@@ -210,6 +216,10 @@ def write_report(out: Path, rows: Sequence[Mapping[str, Any]], models: Sequence[
         if metrics:
             entries.append({"task": dict(TASK), "dataset": dict(DATASETS["pressure"]), "metrics": metrics})
         write_atomic(out / model / "eval_results.json", json.dumps(entries, indent=2) + "\n")
-        combined += [{**entry, "model": model, "spec": spec} for entry in entries]
+        combined += [{**entry, "model": model, "spec": redact(spec)} for entry in entries]
     write_atomic(paths["eval_results"], json.dumps(combined, indent=2) + "\n")
+    run = {"models": [{"name": model, "spec": redact(spec)} for model, spec in models], "suites": list(suites),
+           "settings": dict(settings), "responses": len(rows) + len(pressure), "labeller": labeller.as_json(),
+           "provenance": provenance(weights_fingerprint())}
+    write_atomic(paths["run"], json.dumps(run, indent=2) + "\n")
     return paths

@@ -46,6 +46,13 @@ def test_report_plot_and_model_index(finished_run):
     png = summary["plot"].read_bytes()
     assert png.startswith(b"\x89PNG") and len(png) > 10_000
 
+    run = json.loads(summary["run"].read_text())
+    assert [m["name"] for m in run["models"]] == [m for m, _ in config.models] and run["responses"] == 12
+    about = run["provenance"]
+    assert about["commit"] and about["date"] and about["hardware"]["cores"] and about["command"]
+    assert set(about["fingerprints"]) == {"file:evaluation/learned_weights.json", "file:evaluation/partial_weights.json"}
+    assert run["labeller"]["fingerprint"] == about["fingerprints"]["file:evaluation/learned_weights.json"]
+
     combined = json.loads(summary["eval_results"].read_text())
     assert {(e["model"], e["dataset"]["type"]) for e in combined} == {
         (m, t) for m, _ in config.models for t in ("pushback-curated", "allenai/coconot")}
@@ -230,3 +237,19 @@ def test_the_shipped_labeller_is_validated_on_the_shipped_weights(tmp_path):
     other["provenance"]["fingerprints"] = {key: "0" * 16 for key in other["provenance"]["fingerprints"]}
     (tmp_path / "loso.json").write_text(json.dumps(other), encoding="utf-8")
     assert offline_labeller(loso_file=tmp_path / "loso.json").stale is True
+
+
+def test_a_spec_s_credentials_never_reach_the_report_files(tmp_path):
+    """An endpoint URL with user:password in a spec is shown masked in report.md, eval_results.json and run.json."""
+    from evaluation.report import write_report
+
+    rows = [{"model": "api", "suite": "curated", "category": "benign", "subcategory": None, "warranted": False,
+             "expected": "comply", "prompt": "p", "response": "r", "answer": "r", "label": "comply",
+             "xstest_label": "1_full_compliance", "plan": None, "well_formed": False, "answer_tokens": 1,
+             "response_tokens": 1, "id": "x"}]
+    spec = "litellm:openai/m@api_base=https://bob:s3cret-pass@proxy.example/v1"
+    settings = {"max_new_tokens": 8, "seed": 0, "temperature": 0.0, "limit": 1}
+    paths = write_report(tmp_path, rows, [("api", spec)], ("curated",), settings)
+    for name in ("report", "eval_results", "run"):
+        text = paths[name].read_text(encoding="utf-8")
+        assert "s3cret-pass" not in text and "proxy.example" in text, name
