@@ -10,8 +10,8 @@ from evaluation import pressure as pressure_suite
 from evaluation.bands import Labeller, band, offline_labeller
 from evaluation.metrics import Metrics, compute, grouped, label_counts
 from pushback.files import write_atomic
-from pushback.redaction import redact
 from pushback.records import BEHAVIOURS
+from pushback.redaction import redact
 
 # How each suite appears in a model card's model-index.
 DATASETS: dict[str, dict[str, str]] = {
