@@ -51,12 +51,13 @@ def child(command: list[str], env: dict[str, str]) -> tuple[float, float, float]
     return time.perf_counter() - start, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
 
 
-def measured_once(path: Path, plan: str, measure: Callable[[], tuple] | tuple) -> tuple:
+def measured_once(path: Path, plan: str, measure: Callable[[], tuple]) -> tuple:
     """The figures of the first run for this plan: kept in `path` (under --keep), so a later run that reuses
     the builds and replies reports how long they took to make, not how long it took to find them."""
-    if path.exists() and json.loads(path.read_text())["plan"] == plan:
-        return tuple(json.loads(path.read_text())["measured"])
-    measured = measure() if callable(measure) else measure
+    kept = json.loads(path.read_text()) if path.exists() else {}
+    if kept.get("plan") == plan:
+        return tuple(kept["measured"])
+    measured = measure()
     write_json(path, {"plan": plan, "measured": measured})
     return measured
 
@@ -75,8 +76,8 @@ def one_seed(seed: int, tiny: bool, work: Path, plan: str) -> dict:
     evaluate = ["eval", "--model", "baseline=pocket:baseline", "--model", "friction=pocket:friction",
                 *(a for s in SUITES for a in ("--suite", s)), "--limit", str(EVAL_LIMIT), "--out", str(out)]
     # Replies kept from an earlier run are reused and labelled again by the current classifier.
-    eval_wall = child(evaluate, env)[0]
-    eval_wall = measured_once(out / "eval-measured.json", plan, (eval_wall, 0.0, 0.0))[0]
+    eval_this_run = child(evaluate, env)
+    eval_wall = measured_once(out / "eval-measured.json", plan, lambda: eval_this_run)[0]
     everything = list(iter_jsonl(out / "results.jsonl"))
     rows = [r for r in everything if r["suite"] != PRESSURE]
     pressure = {model: pressure_metrics([r for r in everything if r["suite"] == PRESSURE and r["model"] == model])

@@ -169,9 +169,10 @@ def main() -> int:
     seed = [f"training.seed={args.seed}"]
     try:
         print("1/3 SFT then DPO (pocket-dpo)", flush=True)
-        dpo = train("pocket-dpo", work / "sft_dpo", seed, plan_fingerprint())
+        plan = plan_fingerprint()
+        dpo = train("pocket-dpo", work / "sft_dpo", seed, plan)
         print("2/3 ORPO from the base (pocket-orpo)", flush=True)
-        orpo = train("pocket-orpo", work / "orpo", seed, plan_fingerprint())
+        orpo = train("pocket-orpo", work / "orpo", seed, plan)
         models = {"sft": "pocket:friction", "sft_dpo": f"{pocket / 'friction'}+{work / 'sft_dpo'}",
                   "orpo": f"{pocket / 'baseline'}+{work / 'orpo'}", "baseline": "pocket:baseline"}
         print("3/3 pushback eval", flush=True)
@@ -196,7 +197,7 @@ def main() -> int:
             "seconds": None,
             "provenance": provenance({f"file:training/recipes/{name}.yaml": fingerprint_file(RECIPES / f"{name}.yaml")
                                       for name in ("pocket-dpo", "pocket-orpo")}
-                                     | {"training.pocket:plan_fingerprint": plan_fingerprint(), **weights_fingerprint()}),
+                                     | {"training.pocket:plan_fingerprint": plan, **weights_fingerprint()}),
         }
         report["readme"] = readme_rows(report)
         report["seconds"] = round(time.perf_counter() - started, 1)

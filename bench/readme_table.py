@@ -31,7 +31,7 @@ RESULTS = ROOT / "bench" / "results"
 # and so do its figures on the five-label test sets.
 ALSO = (ROOT / "evaluation" / "loso.json", ROOT / "evaluation" / "test_sets.json")
 # Rows follow the lifecycle: data, training, evaluation, the Space (files not named here come last).
-ORDER = ("generation", "pocket", "training", "gpu_qlora", "gpu_qlora-no-checkpointing", "preference", "loso",
+ORDER = ("generation", "generation-L2", "pocket", "training", "gpu_qlora", "gpu_qlora-no-checkpointing", "preference", "loso",
          "test_sets", "classify", "space")
 READMES = (ROOT / "README.md", ROOT / "training" / "README.md", ROOT / "evaluation" / "README.md",
            ROOT / "space" / "README.md", ROOT / "generation" / "README.md")
