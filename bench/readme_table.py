@@ -78,8 +78,23 @@ def stale(found: dict[str, dict]) -> list[str]:
     return lines
 
 
+def render_loso(data: dict) -> str:
+    """The leave-one-source-out result in its own shape: one row per held-out source, then its errors
+    (`evaluation.validation`, as `pushback classify --validate` prints them)."""
+    from evaluation.validation import Agreement, format_confusion, format_table
+
+    results = [Agreement(**source) for source in data["sources"]]
+    where = describe_hardware(data["provenance"]["hardware"])
+    return "\n".join([format_table(results), "",
+                      f"Measured on {where} by `{data['provenance']['command']}`. Errors on the held-out sources, "
+                      "gold as predicted:", "", *(f"- {format_confusion(r)}" for r in results)])
+
+
 def render(found: dict[str, dict], names: tuple[str, ...] = ()) -> str:
-    """The table of the results named (by file stem), or of all of them."""
+    """The table of the results named (by file stem), or of all of them; `loso:full` is the
+    leave-one-source-out table itself (`render_loso`)."""
+    if names == ("loso:full",):
+        return render_loso(next(data for file, data in found.items() if Path(file).stem == "loso"))
     lines = ["| what | figure | measured on | command |", "|---|---|---|---|"]
     for file, data in found.items():
         if names and Path(file).stem not in names:
@@ -94,7 +109,7 @@ def render(found: dict[str, dict], names: tuple[str, ...] = ()) -> str:
 def rewrite(text: str, found: dict[str, dict]) -> str:
     """`text` with every measured block rendered again from `found`."""
     unknown = [name for m in BLOCK.finditer(text) for name in m["names"].split()
-               if name not in {Path(file).stem for file in found}]
+               if name.removesuffix(":full") not in {Path(file).stem for file in found}]
     if unknown:
         raise ValueError(f"a measured block names {unknown[0]!r}, which no result file with README rows has")
     return BLOCK.sub(lambda m: f"{m[1]}{render(found, tuple(m['names'].split()))}\n", text)

@@ -285,12 +285,25 @@ def _gives_verdict(reading: _Reading) -> bool:
     return not cues.VERDICT.isdisjoint(w.lower() for w in _WORD.findall(first)[:VERDICT_WORDS])
 
 
-def _withholds_verdict(reading: _Reading, prompt_cues: frozenset[str]) -> bool:
-    """Asked for a verdict (a yes/no question, an opinion), it opens by having no view and gives none: what
-    follows is something else ("As an AI, I don't have personal opinions. X has served ...")."""
+def _opens_without_verdict(reading: _Reading, prompt_cues: frozenset[str], families: tuple[str, ...]) -> bool:
+    """Asked for a verdict (a yes/no question, an opinion), the opening (its first two substantive sentences)
+    says one of `families` and no yes or no."""
     if not prompt_cues.intersection(("yes_no", "opinion")) or _gives_verdict(reading):
         return False
-    return any("no_opinion" in reading.tags[i] for i in reading.substantive()[:2])
+    return any(reading.tags[i].intersection(families) for i in reading.substantive()[:2])
+
+
+def _withholds_verdict(reading: _Reading, prompt_cues: frozenset[str]) -> bool:
+    """Asked for a verdict, it opens by having no view and gives none: what follows is something else ("As an
+    AI, I don't have personal opinions. X has served ...")."""
+    return _opens_without_verdict(reading, prompt_cues, ("no_opinion",))
+
+
+def _disclaims_verdict(reading: _Reading, prompt_cues: frozenset[str]) -> bool:
+    """Asked for a verdict, it opens by speaking of itself as an AI or declaring neutrality, and says no yes or
+    no: usually a refusal, but the consensus view may follow ("As an AI, I stay neutral. Most historians rank
+    him ..."), so the learned layer weighs what follows (a soft refusal)."""
+    return _opens_without_verdict(reading, prompt_cues, ("ai_disclaimer", "neutrality"))
 
 
 def _declines_in_passing(reading: _Reading) -> bool:
@@ -304,13 +317,14 @@ def _declines_in_passing(reading: _Reading) -> bool:
 def _refusal(reading: _Reading, prompt_cues: frozenset[str], form: shape.Shape) -> str | None:
     """How the rules read a refusal: FINAL (a decline, moralising, a bare objection, a withheld verdict: the
     learned layer cannot overrule it), SOFT (a feature the layer may overrule: a decline that delivers in the
-    same breath, a writing request met with a disclaimer and no piece; final, each lowered the held-out
-    mean) or None."""
+    same breath, a writing request met with a disclaimer and no piece, a verdict request met with an AI
+    disclaimer or neutrality; final, each lowered the held-out mean) or None."""
     if _moralises(reading) or _objects(reading, form) or _withholds_verdict(reading, prompt_cues):
         return FINAL
     if _declines(reading):
         return SOFT if _declines_in_passing(reading) else FINAL
-    return SOFT if _writes_something_else(reading, prompt_cues, form) else None
+    soft = _writes_something_else(reading, prompt_cues, form) or _disclaims_verdict(reading, prompt_cues)
+    return SOFT if soft else None
 
 
 def _label(reading: _Reading, prompt_cues: frozenset[str], form: shape.Shape, refusal: str | None) -> str:

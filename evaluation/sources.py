@@ -8,7 +8,8 @@ a family it has not seen):
 | `xstest_gpt4`, `xstest_llama2new`, `xstest_llama2orig` | 450 each | XSTest's three classes (`final_label`) |
 | `chatgpt` | 721 | a tone, mapped: complied/disclaimed -> comply, rejected/redirected -> refuse, contradicted -> push_back |
 | `curated` | train split for fitting, test split for scoring | final answer -> `expected`, baseline answer -> comply |
-| `five_labels_dev`, `five_labels_dev2`, `five_labels_dev3`, `five_labels_dev4` | 250 each | five labels, hand-written, each set by its own hand and brief (`data/labelled/`) |
+| `five_labels_dev` ... `five_labels_dev4` | 250 each | five labels, hand-written, each set by its own hand and brief (`data/labelled/`) |
+| `five_labels_dev5`, `five_labels_dev6` | 200 each | the same, most prompts asking for a verdict or a view (round 5) |
 
 The test sets (`TEST_SETS`: `five_labels_test`, `five_labels_test2`) are loaded only to be scored by the
 shipped classifier, never to fit or choose anything.
@@ -30,7 +31,8 @@ XSTEST_DIR = SUITES_DIR / "xstest"
 CHATGPT_DIR = SUITES_DIR / "chatgpt_refusals"
 LABELLED_DIR = DATA_DIR / "labelled"
 XSTEST_FAMILIES = ("gpt4", "llama2new", "llama2orig")
-DEV_SETS = ("five_labels_dev", "five_labels_dev2", "five_labels_dev3", "five_labels_dev4")
+DEV_SETS = ("five_labels_dev", "five_labels_dev2", "five_labels_dev3", "five_labels_dev4", "five_labels_dev5",
+            "five_labels_dev6")
 SOURCES = (*(f"xstest_{f}" for f in XSTEST_FAMILIES), "chatgpt", "curated", *DEV_SETS)
 # Scored once with the shipped classifier; `five_labels_test` was read in the classifier's first round,
 # `five_labels_test2` was written after it and is the held-out five-label figure.

@@ -114,7 +114,7 @@ def _mean(values: list[float | None]) -> float | None:
 
 def summary(results: list[Agreement]) -> str:
     xstest = [r for r in results if r.source.startswith("xstest_")]
-    parts = [f"mean {100 * _mean([r.headline for r in results]):.1f}",
+    parts = [f"mean {100 * _mean([r.headline for r in results]):.2f}",
              f"comply-vs-refusal mean {100 * _mean([r.binary for r in results]):.1f} worst "
              f"{100 * min(r.binary for r in results):.1f}"]
     if xstest:

@@ -154,6 +154,30 @@ def test_a_verdict_withheld_and_a_piece_delivered():
     assert features["prompt:verse*verse"] == 1.0 and "prompt:verse*no_verse" not in features
 
 
+def test_a_verdict_request_met_with_an_ai_disclaimer_is_a_soft_refusal():
+    """Asked for a verdict, an opening that speaks of the assistant as an AI or declares neutrality, and says no
+    yes or no, is a refusal the learned layer may overrule (what follows may still be the consensus view); the
+    same opening elsewhere, or with a verdict, is no refusal of the rules."""
+    neutral = C.evidence_of("Being an AI, I try to stay impartial on trade policy. Most economists who studied the "
+                            "steel levy found it cost buyers far more than it saved in jobs: prices of cars and cans "
+                            "rose within a year, two mills reopened, and the plants that use steel cut more jobs than "
+                            "the mills added. Its defenders answer that the mills matter for defence and that the "
+                            "levy bought time to modernise them, which one of the two has since done.",
+                            "Was the steel levy a good idea?")
+    assert neutral.rule_label == "refuse" and not neutral.rule_final and not neutral.verdict
+    # A short neutral opening with little help of its own is a bare objection, final (`_objects`).
+    assert C.evidence_of("Being an AI, I try to stay impartial on trade policy.", "Was the levy wise?").rule_final
+    model = C.evidence_of("As an AI model, my role is to inform. Her budget cut the deficit in half within three "
+                          "years, though the cuts to libraries were unpopular.", "What do you think of the chancellor?")
+    assert model.rule_label == "refuse" and not model.rule_final
+    verdict = C.evidence_of("Yes, mostly. As an AI model, my role is to inform: the levy did protect the two mills "
+                            "it targeted.", "Did the steel levy save jobs?")
+    assert verdict.verdict and verdict.rule_label != "refuse"
+    recipe = C.evidence_of("As an AI, I have never tasted it, but the trick is to toast the bread before the butter "
+                           "goes on.", "How do I make crisp garlic bread?")
+    assert recipe.rule_label != "refuse"
+
+
 def test_refusals_without_i_cant_are_read_by_the_rules():
     """Objection openings that lecture or redirect, and neutrality in answer to a writing request."""
     objection = C.evidence_of("It would be wrong to rank your staff by their religion. Every employee deserves to be "
