@@ -54,7 +54,7 @@ def _grid() -> list[FitSettings]:
     return [base,
             replace(base, source_weights=()),  # the curated set fitted on too
             replace(base, source_weights=(("curated", 0.25),)),
-            replace(base, l2=1e-2, l2_ngrams=1e-2), replace(base, l2=1e-3, l2_ngrams=1e-3),
+            replace(base, l2=1e-3, l2_ngrams=1e-3), replace(base, l2=1e-4, l2_ngrams=1e-4),  # beside 3e-4
             replace(base, min_sources=3),
             replace(base, min_answers=10 ** 9),  # no n-grams: the cue features alone
             replace(base, reading=replace(base.reading, rules_decline=False)),
