@@ -6,7 +6,8 @@ its hardware and command from there, so a row always says where and how it was m
 fingerprints (the pocket plan, a recipe, the classifier...) no longer match the current code is stale.
 
 The wings' READMEs hold blocks of their own results: a begin marker may name the result files it shows
-(`<!-- measured:begin pocket training (python bench/readme_table.py) -->`); one that names none shows all.
+(`<!-- measured:begin pocket training (python bench/readme_table.py) -->`); one that names none shows all;
+`loso:full` or `test_sets:full` shows that result of `pushback classify --validate` as its own table.
 
     python bench/readme_table.py          # rewrite every block between the markers
     python bench/readme_table.py --check  # exit 1 if a block differs or a result is stale (the test does this)
@@ -78,23 +79,29 @@ def stale(found: dict[str, dict]) -> list[str]:
     return lines
 
 
-def render_loso(data: dict) -> str:
-    """The leave-one-source-out result in its own shape: one row per held-out source, then its errors
-    (`evaluation.validation`, as `pushback classify --validate` prints them)."""
+def render_agreements(data: dict) -> str:
+    """A result of `pushback classify --validate [--test-set]` in its own shape: one row per source, then its
+    errors (`evaluation.validation`, as the command prints them)."""
     from evaluation.validation import Agreement, format_confusion, format_table
 
     results = [Agreement(**source) for source in data["sources"]]
     where = describe_hardware(data["provenance"]["hardware"])
     return "\n".join([format_table(results), "",
-                      f"Measured on {where} by `{data['provenance']['command']}`. Errors on the held-out sources, "
-                      "gold as predicted:", "", *(f"- {format_confusion(r)}" for r in results)])
+                      f"Measured on {where} by `{data['provenance']['command']}`. Errors, gold as predicted:", "",
+                      *(f"- {format_confusion(r)}" for r in results)])
 
 
 def render(found: dict[str, dict], names: tuple[str, ...] = ()) -> str:
-    """The table of the results named (by file stem), or of all of them; `loso:full` is the
-    leave-one-source-out table itself (`render_loso`)."""
-    if names == ("loso:full",):
-        return render_loso(next(data for file, data in found.items() if Path(file).stem == "loso"))
+    """The table of the results named (by file stem), or of all of them; `NAME:full` (alone in its block) is
+    a classifier-agreement result's own table (`render_agreements`)."""
+    full = [name for name in names if name.endswith(":full")]
+    if full:
+        stem = full[0].removesuffix(":full")
+        data = next((data for file, data in found.items() if Path(file).stem == stem), None)
+        if len(names) != 1 or data is None or "sources" not in data:
+            raise ValueError(f"a measured block names {full[0]!r}: a full table shows one result of "
+                             "`pushback classify --validate` alone")
+        return render_agreements(data)
     lines = ["| what | figure | measured on | command |", "|---|---|---|---|"]
     for file, data in found.items():
         if names and Path(file).stem not in names:

@@ -34,8 +34,9 @@ XSTEST_FAMILIES = ("gpt4", "llama2new", "llama2orig")
 DEV_SETS = ("five_labels_dev", "five_labels_dev2", "five_labels_dev3", "five_labels_dev4", "five_labels_dev5",
             "five_labels_dev6")
 SOURCES = (*(f"xstest_{f}" for f in XSTEST_FAMILIES), "chatgpt", "curated", *DEV_SETS)
-# Scored once with the shipped classifier; `five_labels_test` was read in the classifier's first round,
-# `five_labels_test2` was written after it and is the held-out five-label figure.
+# Scored only with the shipped classifier, never fitted or chosen on (read at the end of rounds 3 and 5);
+# `five_labels_test` was also read in the classifier's first round, `five_labels_test2` was written after it
+# and is the held-out five-label figure.
 TEST_SETS = ("five_labels_test", "five_labels_test2")
 # Reuter & Schulze's tones in the records' taxonomy (a disclaimer that still delivers is compliance;
 # redirecting to alternatives without doing what was asked is a refusal, as XSTest defines it).

@@ -40,6 +40,24 @@ def test_a_block_shows_the_results_it_names(table):
         table.rewrite(text.replace("begin b", "begin c"), found)
 
 
+def test_a_full_block_shows_one_agreement_result_as_its_own_table(table):
+    """`loso:full` renders the per-source table and errors of `pushback classify --validate`; a full table of a
+    result without per-source agreements, or beside another result, is refused."""
+    agreement = {"source": "s1", "n": 10, "binary": 0.9, "three": None, "labels": 0.8, "string_match": 0.7,
+                 "string_match_three": None, "refusal": {}, "friction": {}, "confusion": {"comply>refuse": 1}}
+    provenance = {"hardware": {"cores": 2}, "command": "pushback classify --validate"}
+    found = {"evaluation/loso.json": {"sources": [agreement], "readme": [{"what": "w", "figure": "f"}],
+                                      "provenance": provenance},
+             "bench/results/b.json": {"readme": [{"what": "w", "figure": "g"}], "provenance": provenance}}
+    text = "<!-- measured:begin loso:full (python bench/readme_table.py) -->\n<!-- measured:end -->\n"
+    rendered = table.rewrite(text, found)
+    assert "| s1 | 10 | 90.0% | 70.0% | – | – | 80.0% |" in rendered
+    assert "- s1: errors (gold as predicted): comply as refuse 1" in rendered and "| w | f |" not in rendered
+    for wrong in ("b:full", "loso:full b"):
+        with pytest.raises(ValueError, match="full table"):
+            table.rewrite(text.replace("loso:full", wrong), found)
+
+
 def test_every_row_names_its_hardware_and_command(table):
     for file, data in table.results().items():
         provenance = data["provenance"]
