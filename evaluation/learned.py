@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -296,6 +295,20 @@ def ngrams(answer: str, prompt: str, settings: Settings) -> set[str]:
 # --- the model ----------------------------------------------------------------------------------------
 
 
+def _linear(index: dict[str, int], weights: Any, bias: Any, evidence: Evidence, settings: Settings) -> Any:
+    """bias + the weights of the evidence's cue features (times their values) and n-grams: one score per class
+    for the label model (a weight row per feature), one score for the partial-refusal model (a weight each)."""
+    import numpy as np
+
+    values = cue_features(evidence)
+    rows = [index[name] for name in values if name in index]
+    scores = bias + np.asarray([values[n] for n in values if n in index]) @ weights[rows]
+    hit = [index[g] for g in ngrams(evidence.answer, evidence.prompt, settings) if g in index]
+    if hit:
+        scores = scores + weights[hit].sum(axis=0)
+    return scores
+
+
 @dataclass(frozen=True)
 class Model:
     classes: tuple[str, ...]
@@ -304,20 +317,10 @@ class Model:
     weights: Any  # numpy array, one row per feature, one column per class
     bias: Any
 
-    def scores(self, values: dict[str, float], grams: Iterable[str]) -> Any:
-        import numpy as np
-
-        rows = [self.index[name] for name in values if name in self.index]
-        scores = self.bias + np.asarray([values[n] for n in values if n in self.index]) @ self.weights[rows]
-        hit = [self.index[g] for g in grams if g in self.index]
-        if hit:
-            scores = scores + self.weights[hit].sum(axis=0)
-        return scores
-
     def probabilities(self, evidence: Evidence) -> dict[str, float]:
         import numpy as np
 
-        scores = self.scores(cue_features(evidence), ngrams(evidence.answer, evidence.prompt, self.settings))
+        scores = _linear(self.index, self.weights, self.bias, evidence, self.settings)
         p = np.exp(scores - scores.max())
         p /= p.sum()
         return {c: float(x) for c, x in zip(self.classes, p)}
@@ -353,11 +356,7 @@ class PartialModel:
     bias: float
 
     def probability(self, evidence: Evidence) -> float:
-        score = self.bias + sum(value * self.weights[self.index[name]]
-                                for name, value in cue_features(evidence).items() if name in self.index)
-        score += sum(self.weights[self.index[g]] for g in ngrams(evidence.answer, evidence.prompt, self.settings)
-                     if g in self.index)
-        return 1.0 / (1.0 + math.exp(-score))
+        return 1.0 / (1.0 + math.exp(-float(_linear(self.index, self.weights, self.bias, evidence, self.settings))))
 
     def partial(self, evidence: Evidence) -> bool:
         return self.probability(evidence) >= PARTIAL_AT
